@@ -1,0 +1,16 @@
+"""Feature extractors: a registry of named extractors (see :mod:`blemore.extractors.base`).
+
+Every built-in extractor module is imported here so that it registers itself; the modules
+keep heavy imports inside ``load()``.
+"""
+from blemore.extractors.base import (  # noqa: F401
+    ExtractResult,
+    Extractor,
+    ExtractorConfig,
+    create_extractor,
+    extractor_names,
+    get_extractor_class,
+    register_extractor,
+)
+
+# Built-in extractor modules are imported below (one line each).

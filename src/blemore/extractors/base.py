@@ -1,0 +1,141 @@
+"""The extractor protocol and registry.
+
+An extractor turns one media file into a per-clip time series ``(T, D)`` float32 with
+per-row timestamps. It declares its name, modality, output rate, dimension and column
+names, and a config dataclass whose values are stored with its features (``config.json``)
+so that features made with other settings are never mixed into the same folder.
+
+Modules that define extractors must not import heavy libraries (mediapipe, transformers,
+opensmile, ...) at import time: import them inside :meth:`Extractor.load`, so that listing
+the registry stays fast and works where an optional dependency is missing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+STATUSES = ("ok", "failed", "no-face", "no-audio", "no-video")
+
+
+@dataclass
+class ExtractResult:
+    """What one clip gave: features (T, D) float32, times (T,) seconds, and a status."""
+
+    features: np.ndarray
+    times: np.ndarray
+    status: str = "ok"
+    error: str | None = None
+    info: dict = field(default_factory=dict)  # e.g. {"frames": n, "seconds": s}
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown status {self.status!r}; expected one of {STATUSES}")
+
+
+@dataclass
+class ExtractorConfig:
+    """Base config: subclasses add their own fields (all JSON-serialisable)."""
+
+
+class Extractor(ABC):
+    """Base class. Subclasses set the class attributes and implement ``extract``."""
+
+    name: ClassVar[str]
+    modality: ClassVar[str]  # "face", "video" or "audio"
+    version: ClassVar[str] = "1"
+    config_class: ClassVar[type[ExtractorConfig]] = ExtractorConfig
+    default_weights: ClassVar[str | None] = None  # e.g. a Hugging Face id; None = ships in a package
+    description: ClassVar[str] = ""
+
+    def __init__(self, config: ExtractorConfig | None = None, **overrides: Any):
+        cfg = config if config is not None else self.config_class()
+        if overrides:
+            cfg = dataclasses.replace(cfg, **overrides)
+        self.config = cfg
+        self._loaded = False
+
+    # -- declared shape ------------------------------------------------------------
+    @property
+    @abstractmethod
+    def columns(self) -> list[str]:
+        """Column names, ``len(columns) == dim``."""
+
+    @property
+    def dim(self) -> int:
+        return len(self.columns)
+
+    @property
+    @abstractmethod
+    def rate(self) -> float | None:
+        """Output rows per second (None when rows are not evenly spaced)."""
+
+    # -- life cycle ----------------------------------------------------------------
+    def load(self) -> None:
+        """Load models once per worker (idempotent)."""
+        self._loaded = True
+
+    @classmethod
+    def weights_available(cls) -> bool:
+        """Whether the weights can be used here without a download."""
+        return True
+
+    @abstractmethod
+    def extract(self, path: str | Path) -> ExtractResult:
+        """Extract one clip. Never raises for bad media: returns a failed result instead."""
+
+    # -- identity --------------------------------------------------------------------
+    def config_dict(self) -> dict:
+        return {
+            "extractor": self.name,
+            "version": self.version,
+            "modality": self.modality,
+            "settings": dataclasses.asdict(self.config),
+            "dim": self.dim,
+            "columns": list(self.columns),
+            "rate": self.rate,
+        }
+
+    def config_hash(self) -> str:
+        d = self.config_dict()
+        key = json.dumps({k: d[k] for k in ("extractor", "version", "settings")}, sort_keys=True, default=str)
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+_REGISTRY: dict[str, type[Extractor]] = {}
+
+
+def register_extractor(cls: type[Extractor]) -> type[Extractor]:
+    """Class decorator: make an extractor available by its ``name``."""
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"extractor name {cls.name!r} is already registered")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def extractor_names() -> list[str]:
+    _import_builtin()
+    return sorted(_REGISTRY)
+
+
+def get_extractor_class(name: str) -> type[Extractor]:
+    _import_builtin()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown extractor {name!r}; available: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def create_extractor(name: str, **settings: Any) -> Extractor:
+    """Instantiate a registered extractor with config overrides."""
+    return get_extractor_class(name)(**settings)
+
+
+def _import_builtin() -> None:
+    import blemore.extractors  # noqa: F401  (its __init__ imports every built-in module)
