@@ -1,0 +1,548 @@
+"""Feature folders: read and write per-clip feature arrays.
+
+A *feature folder* holds one time series per clip. Two layouts are read the same way:
+
+**A blemore store subfolder** ``STORE/<extractor>/`` (written by :func:`blemore.extract.extract`)::
+
+    config.json              extractor name, version, settings, columns, dim, rate
+    manifest.csv             one row per clip: clip_id, source, status, error, frames, seconds, time_s
+    <clip_id>.npy            float32 (T, D); NaN rows where a frame had no face
+    <clip_id>.times.npy      float64 (T,) seconds; only when rows are not evenly spaced at ``rate``
+
+**A plain folder** such as the official pre-extracted release
+(``pre_extracted_train_data/WavLM_large_train/``): either one ``<clip>.npy`` per clip of shape
+``(T, D)`` or ``(D,)``, or one per-frame ``<clip>.csv`` per clip (OpenFace style). For CSVs the
+feature columns are the numeric columns minus :data:`SKIP_COLUMNS`; an OpenFace 2.x
+``FeatureExtraction`` CSV is recognised by its header and reduced to the paper's 31 columns
+(:data:`OPENFACE2_COLUMNS`: 17 AU intensities, 6 head pose, 8 gaze), with the rows where
+OpenFace reports ``success == 0`` set to NaN.
+
+Reading::
+
+    src = open_source("STORE/face-mesh")       # or a plain folder
+    src.clip_ids                                # clips with usable features (status "ok")
+    x = src.load("A102_ang_int1_ver1")          # (T, D) float32
+    sources = open_store("STORE")               # {"face-mesh": FeatureSource, ...}
+
+Which clips are listed: :attr:`FeatureSource.clip_ids` holds the clips whose status is ``"ok"``
+(at least one valid row) and whose array is on disk. Clips marked ``no-face`` (an all-NaN array
+is stored, so :meth:`FeatureSource.load` still works), ``no-audio``, ``no-video`` or ``failed``
+are left out of ``clip_ids``; :meth:`FeatureSource.status` reports every clip of the manifest.
+
+Writing goes through :class:`StoreWriter`, one per extractor folder: every file is written
+under a temporary name and renamed into place, and the manifest is appended one line per
+finished clip, so a killed run loses at most the clips in flight.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+import numpy as np
+
+from blemore.labels import clip_id_from_path
+
+__all__ = [
+    "FeatureSource",
+    "StoreError",
+    "ConfigMismatchError",
+    "ManifestRow",
+    "StoreWriter",
+    "open_source",
+    "open_store",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_save_npy",
+    "SKIP_COLUMNS",
+    "OPENFACE2_COLUMNS",
+    "STATUSES",
+]
+
+STATUSES = ("ok", "failed", "no-face", "no-audio", "no-video")
+
+CONFIG_FILE = "config.json"
+MANIFEST_FILE = "manifest.csv"
+TIMES_SUFFIX = ".times.npy"
+
+#: Per-frame CSV columns that are bookkeeping, not features (compared case-insensitively,
+#: after stripping spaces). Everything else that is numeric is a feature column.
+SKIP_COLUMNS: tuple[str, ...] = (
+    "frame", "frame_id", "frame_idx", "frame_index", "frame_number", "frame_num",
+    "face_id", "face", "face_idx", "person_id",
+    "timestamp", "time", "times", "time_s", "timestamp_s", "seconds", "pts",
+    "confidence", "success", "face_found",
+    "clip", "clip_id", "video", "filename", "file", "path", "image", "input",
+    "unnamed: 0", "index",
+)
+
+_AU_R = ["AU01_r", "AU02_r", "AU04_r", "AU05_r", "AU06_r", "AU07_r", "AU09_r", "AU10_r", "AU12_r",
+         "AU14_r", "AU15_r", "AU17_r", "AU20_r", "AU23_r", "AU25_r", "AU26_r", "AU45_r"]
+_POSE = ["pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz"]
+_GAZE = ["gaze_0_x", "gaze_0_y", "gaze_0_z", "gaze_1_x", "gaze_1_y", "gaze_1_z", "gaze_angle_x", "gaze_angle_y"]
+#: The paper's OpenFace 2.0 feature set: 17 AU intensities + 6 head pose + 8 gaze = 31 columns.
+OPENFACE2_COLUMNS: tuple[str, ...] = tuple(_AU_R + _POSE + _GAZE)
+
+
+class StoreError(Exception):
+    """A feature folder is missing, malformed or not what was expected."""
+
+
+class ConfigMismatchError(StoreError):
+    """The folder holds features made with another extractor config."""
+
+
+# ----------------------------------------------------------------------------- atomic writes
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quiet(tmp)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
+    """``np.save`` through a temporary file (hidden ``.tmp-*`` name) and ``os.replace``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quiet(tmp)
+        raise
+
+
+def _unlink_quiet(p: str | Path) -> None:
+    try:
+        os.unlink(p)
+    except FileNotFoundError:
+        pass
+
+
+# ----------------------------------------------------------------------------- manifest
+@dataclass
+class ManifestRow:
+    """One clip's record in ``manifest.csv``."""
+
+    clip_id: str
+    source: str
+    status: str
+    error: str = ""
+    frames: int = 0
+    seconds: float = 0.0
+    time_s: float = 0.0
+
+    @classmethod
+    def header(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    def to_list(self) -> list[str]:
+        return [self.clip_id, self.source, self.status, self.error.replace("\n", " ").replace("\r", " "),
+                str(int(self.frames)), f"{self.seconds:.4f}", f"{self.time_s:.4f}"]
+
+    @classmethod
+    def from_list(cls, row: list[str]) -> "ManifestRow":
+        cid, src, status, err, frames, secs, t = row
+        if status not in STATUSES:
+            raise ValueError(f"bad status {status!r}")
+        return cls(cid, src, status, err, int(frames), float(secs), float(t))
+
+
+def read_manifest(path: str | Path) -> dict[str, ManifestRow]:
+    """Parse ``manifest.csv``; the last row of a clip wins. Malformed lines (e.g. a line cut
+    short by a killed run) are skipped."""
+    path = Path(path)
+    rows: dict[str, ManifestRow] = {}
+    if not path.exists():
+        return rows
+    text = path.read_text(encoding="utf-8", errors="replace")
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header != ManifestRow.header():
+        raise StoreError(f"{path}: unexpected manifest header {header}; expected {ManifestRow.header()}")
+    complete = text.endswith("\n")
+    lines = list(reader)
+    for i, row in enumerate(lines):
+        if i == len(lines) - 1 and not complete:
+            break  # cut short by a killed writer
+        try:
+            r = ManifestRow.from_list(row)
+        except (ValueError, TypeError):
+            continue
+        rows[r.clip_id] = r
+    return rows
+
+
+def _manifest_text(rows: Iterable[ManifestRow]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(ManifestRow.header())
+    for r in sorted(rows, key=lambda r: r.clip_id):
+        w.writerow(r.to_list())
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- reading
+def _is_clip_npy(p: Path) -> bool:
+    return p.suffix == ".npy" and not p.name.endswith(TIMES_SUFFIX) and not p.name.startswith(".")
+
+
+def _is_clip_csv(p: Path) -> bool:
+    return p.suffix.lower() == ".csv" and p.name != MANIFEST_FILE and not p.name.startswith(".")
+
+
+def _norm(col: str) -> str:
+    return col.strip()
+
+
+class FeatureSource:
+    """One feature folder (a store subfolder or a plain pre-extracted folder), read lazily.
+
+    Attributes: ``name`` (folder name), ``root`` (its path), ``kind`` (``"store"``, ``"npy"``
+    or ``"csv"``), ``config`` (``config.json`` as a dict, None for plain folders),
+    ``columns`` (list of names or None when unknown), ``dim``, ``clip_ids``.
+    """
+
+    def __init__(self, root: str | Path):
+        root = Path(root)
+        if not root.is_dir():
+            raise StoreError(f"feature folder {str(root)!r} does not exist or is not a folder")
+        self.root = root
+        self.name = root.name
+        self._manifest: dict[str, ManifestRow] | None = None
+        self._csv_columns: list[str] | None = None
+        self._csv_openface = False
+        self._dim: int | None = None
+        cfg = root / CONFIG_FILE
+        if cfg.exists() or (root / MANIFEST_FILE).exists():
+            self.kind = "store"
+            self.config: dict | None = json.loads(cfg.read_text()) if cfg.exists() else None
+            files = {clip_id_from_path(p): p for p in root.iterdir() if _is_clip_npy(p)}
+        else:
+            self.config = None
+            npys = {clip_id_from_path(p): p for p in root.iterdir() if _is_clip_npy(p)}
+            csvs = {clip_id_from_path(p): p for p in root.iterdir() if _is_clip_csv(p)}
+            if npys and csvs:
+                raise StoreError(f"{root}: holds both .npy and .csv clip files; expected one kind")
+            if not npys and not csvs:
+                subs = [p.name for p in root.iterdir() if p.is_dir()]
+                hint = f" (it has subfolders {subs[:5]}: a store root? use open_store)" if subs else ""
+                raise StoreError(f"{root}: no <clip>.npy or <clip>.csv feature files found{hint}")
+            self.kind = "npy" if npys else "csv"
+            files = npys or csvs
+        self._files: dict[str, Path] = files
+
+    def __repr__(self) -> str:
+        return f"FeatureSource(name={self.name!r}, kind={self.kind!r}, clips={len(self.clip_ids)}, root={str(self.root)!r})"
+
+    # -- inventory -------------------------------------------------------------------
+    def _rows(self) -> dict[str, ManifestRow]:
+        if self._manifest is None:
+            self._manifest = read_manifest(self.root / MANIFEST_FILE) if self.kind == "store" else {}
+        return self._manifest
+
+    def status(self) -> dict[str, str]:
+        """Status of every known clip: from the manifest for a store (clips with a file but no
+        manifest row count as ``"ok"``), ``"ok"`` for every file of a plain folder."""
+        out = {cid: "ok" for cid in self._files}
+        for cid, r in self._rows().items():
+            out[cid] = r.status
+        return dict(sorted(out.items()))
+
+    def manifest(self) -> dict[str, ManifestRow]:
+        """The manifest rows by clip id (empty for plain folders)."""
+        return dict(self._rows())
+
+    @property
+    def clip_ids(self) -> list[str]:
+        """Sorted ids of the clips with usable features: status ``"ok"`` and an array on disk."""
+        st = self.status()
+        return sorted(cid for cid in self._files if st.get(cid) == "ok")
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+    def __contains__(self, clip_id: object) -> bool:
+        return clip_id in self._files
+
+    # -- shape -----------------------------------------------------------------------
+    @property
+    def columns(self) -> list[str] | None:
+        if self.config is not None and self.config.get("columns"):
+            return list(self.config["columns"])
+        if self.kind == "csv":
+            self._ensure_csv_columns()
+            return list(self._csv_columns or [])
+        return None
+
+    @property
+    def rate(self) -> float | None:
+        """Rows per second from ``config.json`` (None when unknown or not evenly spaced)."""
+        return None if self.config is None else self.config.get("rate")
+
+    @property
+    def dim(self) -> int:
+        """Feature dimension D (from the config, the CSV header or the first array's header)."""
+        if self._dim is None:
+            if self.config is not None and self.config.get("dim"):
+                self._dim = int(self.config["dim"])
+            elif self.kind == "csv":
+                self._dim = len(self.columns or [])
+            else:
+                if not self._files:
+                    raise StoreError(f"{self.root}: no feature arrays to read a dimension from")
+                first = self._files[min(self._files)]
+                a = np.load(first, mmap_mode="r")
+                self._dim = int(a.shape[-1])
+        return self._dim
+
+    # -- loading ---------------------------------------------------------------------
+    def path(self, clip_id: str) -> Path:
+        try:
+            return self._files[clip_id]
+        except KeyError:
+            raise KeyError(f"clip {clip_id!r} has no features in {self.root}") from None
+
+    def load(self, clip_id: str) -> np.ndarray:
+        """The clip's features as float32 ``(T, D)`` (a ``(D,)`` array becomes ``(1, D)``)."""
+        p = self.path(clip_id)
+        if self.kind == "csv":
+            x, _ = self._load_csv(p)
+            return x
+        a = np.load(p, allow_pickle=False)
+        if a.ndim == 1:
+            a = a[None, :]
+        elif a.ndim != 2:
+            raise StoreError(f"{p}: expected an array of shape (T, D) or (D,), got {a.shape}")
+        return np.ascontiguousarray(a, dtype=np.float32)
+
+    def times(self, clip_id: str) -> np.ndarray | None:
+        """Per-row timestamps in seconds, or None when unknown.
+
+        From ``<clip>.times.npy`` when present, else ``arange(T) / rate`` when the config
+        declares a rate, else the CSV's timestamp column when there is one.
+        """
+        p = self.path(clip_id)
+        if self.kind == "csv":
+            return self._load_csv(p)[1]
+        tp = p.with_name(clip_id + TIMES_SUFFIX)
+        if tp.exists():
+            return np.load(tp, allow_pickle=False).astype(np.float64)
+        rate = self.rate
+        if rate:
+            n = np.load(p, mmap_mode="r").shape[0]
+            return np.arange(n, dtype=np.float64) / float(rate)
+        return None
+
+    def load_all(self, clip_ids: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """``{clip_id: (T, D) array}`` for the given clips (default: :attr:`clip_ids`)."""
+        return {cid: self.load(cid) for cid in (self.clip_ids if clip_ids is None else clip_ids)}
+
+    # -- CSV -------------------------------------------------------------------------
+    def _ensure_csv_columns(self) -> None:
+        if self._csv_columns is not None:
+            return
+        if not self._files:
+            self._csv_columns = []
+            return
+        import pandas as pd
+
+        first = self._files[min(self._files)]
+        df = pd.read_csv(first, nrows=50, skipinitialspace=True)
+        self._csv_columns, self._csv_openface = _csv_feature_columns(df, first)
+
+    def _load_csv(self, p: Path) -> tuple[np.ndarray, np.ndarray | None]:
+        import pandas as pd
+
+        self._ensure_csv_columns()
+        df = pd.read_csv(p, skipinitialspace=True)
+        df.columns = [_norm(c) for c in df.columns]
+        cols = self._csv_columns or []
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise StoreError(f"{p}: missing columns {missing[:5]} that other files of {self.root} have")
+        x = np.array(df[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32), copy=True)
+        if self._csv_openface and "success" in df.columns:
+            x[df["success"].to_numpy() == 0] = np.nan
+        times = None
+        lower = {c.lower(): c for c in df.columns}
+        for key in ("timestamp", "time", "time_s", "timestamp_s"):
+            if key in lower:
+                times = pd.to_numeric(df[lower[key]], errors="coerce").to_numpy(dtype=np.float64)
+                break
+        return x, times
+
+
+def _csv_feature_columns(df: Any, path: Path) -> tuple[list[str], bool]:
+    """Pick the feature columns of a per-frame CSV; returns (columns, is_openface2)."""
+    import pandas as pd
+
+    df.columns = [_norm(c) for c in df.columns]
+    if all(c in df.columns for c in OPENFACE2_COLUMNS):
+        return list(OPENFACE2_COLUMNS), True
+    skip = {s.lower() for s in SKIP_COLUMNS}
+    cols = []
+    for c in df.columns:
+        if c.lower() in skip:
+            continue
+        if pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]):
+            cols.append(c)
+    if not cols:
+        raise StoreError(f"{path}: no numeric feature columns (after skipping {', '.join(SKIP_COLUMNS[:6])}, ...)")
+    return cols, False
+
+
+def open_source(path: str | Path) -> FeatureSource:
+    """Open one feature folder: a store subfolder ``STORE/<extractor>/`` or a plain folder of
+    per-clip ``.npy`` / ``.csv`` files (see the module docstring)."""
+    return FeatureSource(path)
+
+
+def open_store(path: str | Path) -> dict[str, FeatureSource]:
+    """Open a store root: ``{subfolder name: FeatureSource}`` for each subfolder holding features."""
+    root = Path(path)
+    if not root.is_dir():
+        raise StoreError(f"store {str(root)!r} does not exist or is not a folder")
+    if (root / CONFIG_FILE).exists() or (root / MANIFEST_FILE).exists():
+        raise StoreError(f"{root} is a single feature folder, not a store root: use open_source")
+    out: dict[str, FeatureSource] = {}
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            out[sub.name] = FeatureSource(sub)
+        except StoreError:
+            continue
+    return out
+
+
+# ----------------------------------------------------------------------------- writing
+def _identity(cfg: Mapping[str, Any]) -> dict:
+    return {k: cfg.get(k) for k in ("extractor", "version", "settings")}
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _diff(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [f"{prefix[:-1]}: stored {a!r}, requested {b!r}"]
+
+
+class StoreWriter:
+    """Writes one extractor's folder ``STORE/<name>/`` (config.json, arrays, manifest.csv).
+
+    Opening checks ``config.json``: a folder made with another extractor version or other
+    settings raises :class:`ConfigMismatchError` unless ``overwrite``, which deletes the old
+    features, times and manifest first. ``done`` maps clip ids to their manifest rows.
+    """
+
+    def __init__(self, store: str | Path, config: Mapping[str, Any], *, overwrite: bool = False):
+        name = config.get("extractor")
+        if not name:
+            raise StoreError("extractor config has no 'extractor' name")
+        self.root = Path(store) / str(name)
+        self.config = dict(config)
+        self.root.mkdir(parents=True, exist_ok=True)
+        cfg_path = self.root / CONFIG_FILE
+        if overwrite:
+            self._clear()
+        elif cfg_path.exists():
+            old = json.loads(cfg_path.read_text())
+            diffs = _diff(_identity(old), _identity(self.config))
+            if diffs:
+                raise ConfigMismatchError(
+                    f"{self.root} holds features made with another config ({'; '.join(diffs[:5])}). "
+                    "Extract into another store, or pass overwrite=True (--overwrite) to delete them."
+                )
+        elif any(_is_clip_npy(p) for p in self.root.iterdir()):
+            raise ConfigMismatchError(f"{self.root} has feature files but no {CONFIG_FILE}; "
+                                      "refusing to mix (use overwrite=True / --overwrite)")
+        atomic_write_text(cfg_path, json.dumps(self.config, indent=2, default=str) + "\n")
+        self.done: dict[str, ManifestRow] = read_manifest(self.root / MANIFEST_FILE)
+        self._compact()  # drops a half-written last line before appending
+        self._fh = open(self.root / MANIFEST_FILE, "a", encoding="utf-8", newline="")
+        self._csv = csv.writer(self._fh, lineterminator="\n")
+
+    def _clear(self) -> None:
+        for p in self.root.iterdir():
+            if p.is_file() and (p.suffix == ".npy" or p.name in (MANIFEST_FILE, CONFIG_FILE)):
+                p.unlink()
+
+    def _compact(self) -> None:
+        atomic_write_text(self.root / MANIFEST_FILE, _manifest_text(self.done.values()))
+
+    def write(self, row: ManifestRow, features: np.ndarray | None = None, times: np.ndarray | None = None) -> None:
+        """Store one clip: its arrays first (atomically), then its manifest line.
+
+        ``times`` is written only when it is not ``arange(T) / rate`` for the config's rate.
+        """
+        cid = row.clip_id
+        feat_path = self.root / f"{cid}.npy"
+        times_path = self.root / f"{cid}{TIMES_SUFFIX}"
+        if features is not None:
+            features = np.asarray(features, dtype=np.float32)
+            if features.ndim != 2:
+                raise StoreError(f"features of {cid!r} must be (T, D), got shape {features.shape}")
+            dim = self.config.get("dim")
+            if dim and features.shape[1] != dim:
+                raise StoreError(f"features of {cid!r} have {features.shape[1]} columns; the config declares {dim}")
+            if times is not None and not _evenly_spaced(times, self.config.get("rate")):
+                atomic_save_npy(times_path, np.asarray(times, dtype=np.float64))
+            else:
+                _unlink_quiet(times_path)
+            atomic_save_npy(feat_path, features)
+        else:
+            _unlink_quiet(feat_path)
+            _unlink_quiet(times_path)
+        self._csv.writerow(row.to_list())
+        self._fh.flush()
+        self.done[cid] = row
+
+    def close(self) -> None:
+        """Flush and rewrite the manifest sorted, one row per clip."""
+        if not self._fh.closed:
+            self._fh.close()
+            self._compact()
+
+    def __enter__(self) -> "StoreWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _evenly_spaced(times: np.ndarray, rate: float | None) -> bool:
+    if not rate:
+        return False
+    t = np.asarray(times, dtype=np.float64)
+    expect = np.arange(len(t)) / float(rate)
+    return bool(len(t) == 0 or np.allclose(t, expect, atol=1e-4, rtol=0))
+
+
+def iter_sources(paths: Iterable[str | Path]) -> Iterator[FeatureSource]:
+    """Open each path as a feature folder, or as a store root when it holds feature subfolders."""
+    for p in paths:
+        p = Path(p)
+        try:
+            yield FeatureSource(p)
+        except StoreError:
+            subs = open_store(p)
+            if not subs:
+                raise
+            yield from subs.values()
