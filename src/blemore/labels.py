@@ -271,6 +271,8 @@ def _parse_one(raw: str) -> ClipInfo | str:
     if m:
         if m["e1"] == m["e2"]:
             return "a blend needs two different emotions"
+        if EMOTION_INDEX[m["e1"]] > EMOTION_INDEX[m["e2"]]:
+            return f"blend emotions must be in the order ang < disg < fea < hap < sad ({m['e2']} before {m['e1']})"
         s1, s2 = int(m["s1"]), int(m["s2"])
         if (s1, s2) not in ((50, 50), (70, 30), (30, 70)):
             return f"blend saliences {s1}_{s2} are not 50_50, 70_30 or 30_70"
