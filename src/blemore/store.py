@@ -105,7 +105,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         _unlink_quiet(tmp)
         raise
@@ -122,10 +122,19 @@ def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.save(f, array, allow_pickle=False)
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         _unlink_quiet(tmp)
         raise
+
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read the process umask once (os.umask can only read by setting)
+
+
+def _publish(tmp: str, path: Path) -> None:
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files
+    os.replace(tmp, path)
 
 
 def _unlink_quiet(p: str | Path) -> None:
