@@ -16,7 +16,10 @@ matrix product, so the paper's 20 x 20 search costs well under a millisecond per
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -61,6 +64,9 @@ class TopTwo:
         probs = np.asarray(probs, dtype=np.float64)
         if probs.ndim != 2 or probs.shape[1] != _N:
             raise ValueError(f"probabilities must have shape (n, {_N}) in the order {EMOTIONS}, got {probs.shape}")
+        if not np.all(np.isfinite(probs)):
+            bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
+            raise ValueError(f"probabilities must be finite; {len(bad)} row(s) are not, first rows: {bad[:10].tolist()}")
         order = np.argsort(-probs, axis=1, kind="stable")[:, :2]
         i1, i2 = order[:, 0], order[:, 1]
         rows = np.arange(len(probs))
@@ -147,15 +153,19 @@ def calibrate(
     Ties go to the first pair in alpha-major, beta-minor order, as in the paper. Also
     reports the best presence-only and salience-only scores over the grid.
     """
-    alphas = PAPER_GRID if alphas is None else np.asarray(alphas, dtype=np.float64)
-    betas = PAPER_GRID if betas is None else np.asarray(betas, dtype=np.float64)
-    true_target = np.asarray(true_target, dtype=np.int64)
+    alphas = np.array(PAPER_GRID if alphas is None else alphas, dtype=np.float64).ravel()
+    betas = np.array(PAPER_GRID if betas is None else betas, dtype=np.float64).ravel()
+    if alphas.size == 0 or betas.size == 0:
+        raise ValueError("the alpha and beta grids must not be empty")
+    true_target = np.asarray(true_target, dtype=np.int64).ravel()
     if np.any(true_target < 0) or np.any(true_target >= len(TARGETS)):
         raise ValueError("true targets must be valid target indices 0..35")
     tt = TopTwo.of(probs)
     n = len(true_target)
     if n == 0:
         raise ValueError("cannot calibrate on zero clips")
+    if len(tt.i1) != n:
+        raise ValueError(f"{len(tt.i1)} probability rows but {n} true targets")
     true_mask = TARGET_TO_MASK[true_target]
     blend = TARGET_IS_BLEND[true_target]
     nb = int(blend.sum())
@@ -196,5 +206,70 @@ def calibrate(
     )
 
 
-__all__ = ["PAPER_GRID", "TopTwo", "decode_probabilities", "decode_to_labels",
+# -- probability files -------------------------------------------------------------------
+def load_probabilities(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
+    """Read a probability CSV: a ``filename`` column and one column per emotion code
+    (``ang, disg, fea, hap, sad, neu``, any order, names case-insensitive; other columns
+    ignored). Returns the file names as written and an (n, 6) float64 array in
+    :data:`~blemore.labels.EMOTIONS` order. Raises ``ValueError`` naming the file and
+    what is missing or wrong (missing columns, duplicate names, non-numeric or non-finite
+    values with their rows)."""
+    import pandas as pd
+
+    src = str(path)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise ValueError(f"{src}: file not found") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise ValueError(f"{src}: not a readable CSV file ({e})") from None
+    lower = {str(c).strip().lower(): c for c in df.columns}
+    need = ("filename",) + EMOTIONS
+    missing = [c for c in need if c not in lower]
+    if missing:
+        raise ValueError(f"{src}: missing column(s) {', '.join(missing)}; expected 'filename' and one column "
+                         f"per emotion code ({', '.join(EMOTIONS)}); found {', '.join(map(str, df.columns))}")
+    names = [v.strip() for v in df[lower["filename"]]]
+    seen: set[str] = set()
+    dup = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+    if dup:
+        raise ValueError(f"{src}: {len(dup)} file name(s) appear more than once: {', '.join(dup[:10])}")
+    probs = np.empty((len(df), _N), dtype=np.float64)
+    bad: list[str] = []
+    for j, e in enumerate(EMOTIONS):
+        col = df[lower[e]]
+        vals = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
+        for i in np.flatnonzero(~np.isfinite(vals))[:10]:
+            bad.append(f"row {i + 2} ({names[i]}), column {e}: {col.iloc[i]!r}")
+        probs[:, j] = vals
+    if bad:
+        raise ValueError(f"{src}: values that are not finite numbers:\n  " + "\n  ".join(bad))
+    return names, probs
+
+
+def save_probabilities(path: str | os.PathLike, clip_ids: Sequence[str], probs: np.ndarray) -> Path:
+    """Write ``filename`` + one column per emotion code, atomically (read back by
+    :func:`load_probabilities`)."""
+    import pandas as pd
+
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape != (len(clip_ids), _N):
+        raise ValueError(f"probabilities must have shape ({len(clip_ids)}, {_N}), got {probs.shape}")
+    df = pd.DataFrame(probs, columns=list(EMOTIONS))
+    df.insert(0, "filename", list(clip_ids))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            df.to_csv(fh, index=False)  # full precision: decoding at a threshold must not move
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+__all__ = ["PAPER_GRID", "load_probabilities", "save_probabilities", "TopTwo", "decode_probabilities", "decode_to_labels",
            "decode_to_predictions", "Calibration", "calibrate", "INVALID"]

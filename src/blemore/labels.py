@@ -215,8 +215,8 @@ def _round_salience(s: float | int | str) -> int:
     """Round a salience as the challenge scorer does (``int(round(float(s)))``)."""
     try:
         return int(round(float(s)))
-    except (TypeError, ValueError):
-        raise LabelError(f"salience {s!r} is not a number") from None
+    except (TypeError, ValueError, OverflowError):
+        raise LabelError(f"salience {s!r} is not a finite number") from None
 
 
 TARGETS: tuple[Label, ...] = tuple(

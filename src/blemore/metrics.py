@@ -92,6 +92,10 @@ def score_labels(pred: Sequence[Label | None], true: Sequence[Label]) -> dict[st
 class ScoringError(ValueError):
     """A prediction file that cannot be scored as it is (lists every problem)."""
 
+    def __init__(self, message: str, problems: Sequence[str] = ()):
+        super().__init__(message)
+        self.problems = list(problems)
+
 
 def unwrap_predictions(obj: Mapping) -> Mapping:
     """Accept ``{"predictions": {...}}`` or the bare ``{clip: [...]}`` mapping."""
@@ -132,50 +136,50 @@ def score_predictions(
     """Score the challenge dict format against ``{clip_id: Label}``.
 
     Keys may carry extensions (``test_0001.mov``); they are matched by clip id. Missing
-    labelled clips, unknown clip ids and unknown emotions are errors listing all of them;
-    with ``allow_partial`` the intersection is scored (unknown emotions are still errors)
-    and the result says so.
+    labelled clips, unknown clip ids, malformed entries and unknown emotions are one
+    :class:`ScoringError` listing all of them; with ``allow_partial`` the intersection is
+    scored (malformed entries and unknown emotions are still errors, and so is an empty
+    intersection) and the result says so (``partial``, ``missing``, ``unknown``).
+    Saliences may be numbers or numeric strings (``70``, ``70.0``, ``"70"``); they are
+    rounded to integers as the challenge scorer does.
     """
     preds = unwrap_predictions(predictions)
+    if not isinstance(preds, Mapping):
+        raise ScoringError(
+            "cannot score these predictions: expected a mapping {clip_id: [{'emotion', 'salience'}, ...]} "
+            f"(optionally under a top-level 'predictions' key), got {type(preds).__name__}"
+        )
     truth_ids = {clip_id_from_path(k): v for k, v in truth.items()}
-    pred_ids: dict[str, Sequence] = {}
+    codes: dict[str, tuple[int, int]] = {}
     problems: list[str] = []
     for k, v in preds.items():
-        cid = clip_id_from_path(k)
-        if cid in pred_ids:
+        cid = clip_id_from_path(str(k))
+        if cid in codes:
             problems.append(f"clip {k!r} is predicted twice")
-        if not isinstance(v, (list, tuple)) or not all(isinstance(d, Mapping) for d in v):
-            problems.append(f"clip {k!r}: a prediction must be a list of {{'emotion', 'salience'}} objects")
             continue
-        pred_ids[cid] = v
-    missing = sorted(set(truth_ids) - set(pred_ids))
-    unknown = sorted(set(pred_ids) - set(truth_ids))
-    ids = [c for c in truth_ids if c in pred_ids]
-    pm = np.zeros(len(ids), dtype=np.int64)
-    pt = np.full(len(ids), INVALID, dtype=np.int64)
-    for i, cid in enumerate(ids):
-        entries = pred_ids[cid]
-        for d in entries:
-            if "emotion" not in d or "salience" not in d:
-                problems.append(f"clip {cid!r}: each entry needs 'emotion' and 'salience', got {dict(d)}")
-                break
+        problem = _entry_problem(v)
+        if problem is None:
             try:
-                float(d["salience"])
-            except (TypeError, ValueError):
-                problems.append(f"clip {cid!r}: salience {d['salience']!r} is not a number")
-                break
-        else:
-            try:
-                pm[i], pt[i] = encode_prediction(entries)
+                codes[cid] = encode_prediction(v)
+                continue
             except LabelError as e:
-                problems.append(f"clip {cid!r}: {e}")
+                problem = str(e)
+        problems.append(f"clip {k!r}: {problem}")
+        codes[cid] = (0, INVALID)
+    missing = sorted(set(truth_ids) - set(codes))
+    unknown = sorted(set(codes) - set(truth_ids))
+    ids = [c for c in truth_ids if c in codes]
     if not allow_partial:
         if missing:
             problems.append(f"{len(missing)} labelled clip(s) have no prediction: {_head(missing)}")
         if unknown:
             problems.append(f"{len(unknown)} predicted clip(s) have no label: {_head(unknown)}")
+    elif not ids and not problems:
+        problems.append(f"no predicted clip has a label ({len(codes)} predicted, {len(truth_ids)} labelled)")
     if problems:
-        raise ScoringError("cannot score these predictions:\n  " + "\n  ".join(problems))
+        raise ScoringError("cannot score these predictions:\n  " + "\n  ".join(problems), problems)
+    pm = np.array([codes[c][0] for c in ids], dtype=np.int64)
+    pt = np.array([codes[c][1] for c in ids], dtype=np.int64)
     tt = np.array([truth_ids[c].target_index() for c in ids], dtype=np.int64)
     s = score_codes(pm, pt, tt) if ids else {"acc_presence": 0.0, "acc_salience": 0.0, "n_clips": 0, "n_blends": 0}
     return DictScore(
@@ -183,6 +187,22 @@ def score_predictions(
         partial=bool(allow_partial and (missing or unknown)), missing=missing, unknown=unknown,
         clip_ids=ids, pred_mask=pm, pred_target=pt, true_target=tt,
     )
+
+
+def _entry_problem(v: object) -> str | None:
+    """Why one clip's prediction is not a list of ``{"emotion", "salience"}`` objects (or None)."""
+    if not isinstance(v, (list, tuple)) or not all(isinstance(d, Mapping) for d in v):
+        return "a prediction must be a list of {'emotion', 'salience'} objects"
+    for d in v:
+        if "emotion" not in d or "salience" not in d:
+            return f"each entry needs 'emotion' and 'salience', got {dict(d)}"
+        sal = d["salience"]
+        try:
+            if isinstance(sal, bool) or not np.isfinite(float(sal)):
+                raise ValueError
+        except (TypeError, ValueError):
+            return f"salience {sal!r} is not a number"
+    return None
 
 
 def _head(items: Sequence[str], n: int = 10) -> str:
