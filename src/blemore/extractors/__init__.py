@@ -14,3 +14,6 @@ from blemore.extractors.base import (  # noqa: F401
 )
 
 # Built-in extractor modules are imported below (one line each).
+from blemore.extractors import face_mesh  # noqa: F401,E402
+from blemore.extractors import face_expression  # noqa: F401,E402
+from blemore.extractors import egemaps  # noqa: F401,E402
