@@ -266,3 +266,19 @@ def test_write_metadata_round_trip(tmp_path):
     write_metadata(test, tmp_path / "hidden.csv", labels=False)
     assert truth_from_table(load_metadata(tmp_path / "hidden.csv")) == {}
     assert not list((tmp_path / "sub").glob("*.tmp"))
+
+
+def test_labels_for_clips(tmp_path):
+    from blemore.dataset import labels_for_clips
+
+    pd.DataFrame({"filename": ["test_0001", "test_0002"], "emotion_1": ["sad", ""]}).to_csv(
+        tmp_path / "t.csv", index=False)
+    table = load_metadata(tmp_path / "t.csv")
+    labels, unlabelled = labels_for_clips(["test_0001.mov", "test_0002.mov", "A1_hap_int1_ver1.mov"], table)
+    assert labels == {"test_0001": Label.single("sad"), "A1_hap_int1_ver1": Label.single("hap")}
+    assert unlabelled == ["test_0002"]
+    labels, unlabelled = labels_for_clips(["test_0001", "A1_mix_ang_hap_50_50_ver1"])
+    assert labels == {"A1_mix_ang_hap_50_50_ver1": Label.blend("ang", 50, "hap", 50)} and unlabelled == ["test_0001"]
+    with pytest.raises(ClipIdError) as e:
+        labels_for_clips(["x1", "A1_hap_int1_ver1", "x2"])
+    assert [b for b, _ in e.value.bad] == ["x1", "x2"]

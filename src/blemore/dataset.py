@@ -44,6 +44,7 @@ from blemore.labels import (
     Label,
     LabelError,
     clip_id_from_path,
+    parse_clip_id,
     parse_clip_ids,
 )
 
@@ -594,8 +595,6 @@ def write_metadata(table: pd.DataFrame, csv_path: str | os.PathLike, labels: boo
     ``labels=False`` leaves the label columns empty (a test set with hidden labels).
     :func:`load_metadata` reads the file back to the same table (without ``path``).
     """
-    from blemore.labels import parse_clip_id
-
     rows = []
     has_gender = "gender" in table.columns
     for r in table.itertuples(index=False):
@@ -643,6 +642,41 @@ def truth_from_table(table: pd.DataFrame) -> dict[str, Label]:
     return {c: lab for c, lab in zip(table["clip_id"], table["label"]) if _none(lab) is not None}
 
 
+def labels_for_clips(
+    clip_ids: Iterable[str], table: pd.DataFrame | None = None
+) -> tuple[dict[str, Label], list[str]]:
+    """Labels of the given clip ids (or file names): from ``table`` when it has the clip with a
+    label, else from the clip-id grammar. Returns ``({clip_id: Label}, unlabelled_ids)``;
+    anonymised test ids that the table does not label end up in ``unlabelled_ids``. Ids that
+    are neither in the table nor valid clip ids raise one :class:`~blemore.labels.ClipIdError`
+    listing them all."""
+    known = truth_from_table(table) if table is not None else {}
+    in_table = set(table["clip_id"]) if table is not None else set()
+    labels: dict[str, Label] = {}
+    unlabelled: list[str] = []
+    bad: list[tuple[str, str]] = []
+    for raw in clip_ids:
+        cid = clip_id_from_path(str(raw))
+        if cid in known:
+            labels[cid] = known[cid]
+            continue
+        try:
+            info = parse_clip_id(str(raw))
+        except ClipIdError as e:
+            if cid in in_table:
+                unlabelled.append(cid)
+            else:
+                bad.extend(e.bad)
+            continue
+        if info.label is None:
+            unlabelled.append(cid)
+        else:
+            labels[cid] = info.label
+    if bad:
+        raise ClipIdError(bad)
+    return labels, unlabelled
+
+
 def fold_summary(table: pd.DataFrame, gender_column: str | None = None) -> pd.DataFrame:
     """Per fold: number of clips, actors, blends (and actors per gender when given)."""
     t = table[table["fold"] >= 0]
@@ -661,5 +695,6 @@ def fold_summary(table: pd.DataFrame, gender_column: str | None = None) -> pd.Da
 __all__ = [
     "CLIP_COLUMNS", "OPTIONAL_COLUMNS", "MEDIA_EXTENSIONS", "METADATA_COLUMNS", "SPLITS",
     "DatasetError", "ClipIdError", "load_metadata", "index_folder", "build_index", "concat_tables",
-    "empty_table", "make_folds", "ensure_folds", "write_metadata", "truth_from_table", "fold_summary",
+    "empty_table", "make_folds", "ensure_folds", "write_metadata", "truth_from_table", "labels_for_clips",
+    "fold_summary",
 ]
