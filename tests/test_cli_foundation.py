@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from blemore.cli import cli
-from blemore.dataset import write_metadata
+from blemore.dataset import clip_table, make_folds, write_metadata
 from blemore.decode import calibrate, save_probabilities
 from blemore.labels import TARGETS, encode_labels, format_clip_id
 from blemore.submission import read_submission, template_keys
@@ -82,10 +82,8 @@ def test_anonymised_ids_need_metadata(tmp_path):
     rng = np.random.default_rng(2)
     labels = [TARGETS[i] for i in rng.integers(0, 36, 30)]
     ids = [f"test_{i:04d}" for i in range(1, 31)]
-    from blemore.dataset import _table
-
     meta = tmp_path / "test_metadata.csv"
-    write_metadata(_table(ids, [None] * 30, ["test"] * 30, [-1] * 30, labels), meta)
+    write_metadata(clip_table(ids, labels=labels), meta)
     probs = save_probabilities(tmp_path / "p.csv", [i + ".mov" for i in ids], _probs(labels))
     res = _run("calibrate", probs, ok=False)
     assert "30 clip(s)" in res.output and "--metadata" in res.output
@@ -107,10 +105,7 @@ def test_anonymised_ids_need_metadata(tmp_path):
 
 def test_score_fold_option(tmp_path, train_probs):
     path, ids, labels = train_probs
-    from blemore.dataset import _table, make_folds
-
-    table = make_folds(_table(ids, [i.split("_")[0] for i in ids], ["train"] * len(ids), [-1] * len(ids), labels),
-                       k=3)
+    table = make_folds(clip_table(ids), k=3)
     meta = tmp_path / "train_metadata.csv"
     write_metadata(table, meta)
     out = tmp_path / "preds.json"

@@ -8,6 +8,7 @@ import pytest
 from blemore.dataset import (
     CLIP_COLUMNS,
     METADATA_COLUMNS,
+    clip_table,
     DatasetError,
     build_index,
     ensure_folds,
@@ -189,12 +190,7 @@ def _synthetic_table(n_actors=43, seed=1, gender=True):
         for j in range(int(rng.integers(40, 75))):
             ids.append(format_clip_id(100 + a, TARGETS[int(rng.integers(36))], level=1 + j % 4, version=j))
             genders.append("f" if a % 3 else "m")
-    from blemore.dataset import _table
-    from blemore.labels import parse_clip_ids
-
-    infos = parse_clip_ids(ids)
-    return _table(ids, [i.actor for i in infos], ["train"] * len(ids), [-1] * len(ids),
-                  [i.label for i in infos], None, genders if gender else None)
+    return clip_table(ids, gender=genders if gender else None)
 
 
 def test_make_folds_actor_disjoint_balanced_deterministic():
@@ -282,3 +278,27 @@ def test_labels_for_clips(tmp_path):
     with pytest.raises(ClipIdError) as e:
         labels_for_clips(["x1", "A1_hap_int1_ver1", "x2"])
     assert [b for b, _ in e.value.bad] == ["x1", "x2"]
+
+
+def test_clip_table():
+    t = clip_table(["A1_hap_int1_ver1.mov", "test_0002"], labels=[None, Label.single("sad")],
+                   paths=["/x/A1_hap_int1_ver1.mov", None])
+    assert list(t.columns) == list(CLIP_COLUMNS)
+    assert t["label"].tolist() == [None, Label.single("sad")]  # a given None keeps the label unknown
+    assert t["actor"].tolist() == ["A1", None] and t["split"].tolist() == ["train", "test"]
+    t = clip_table(["test_0001"], actors=["7"], split="test", folds=[2], gender=["f"])
+    assert (t["actor"][0], t["fold"][0], t["gender"][0]) == ("A7", 2, "f")
+    assert clip_table(["A1_hap_int1_ver1"])["label"][0] == Label.single("hap")
+    with pytest.raises(DatasetError) as e:
+        clip_table(["A1_hap_int1_ver1", "A1_hap_int1_ver1.mov"], labels=[Label.single("sad"), None])
+    assert len(e.value.problems) == 2
+    with pytest.raises(DatasetError, match="1 folds for 2 clip ids"):
+        clip_table(["test_0001", "test_0002"], folds=[1])
+    with pytest.raises(ClipIdError):
+        clip_table(["oops"])
+
+
+def test_nan_text_in_emotion_2(tmp_path):
+    pd.DataFrame({"filename": ["A1_hap_int1_ver1"], "emotion_1": ["hap"], "emotion_2": ["nan"]}).to_csv(
+        tmp_path / "m.csv", index=False)
+    assert load_metadata(tmp_path / "m.csv")["label"][0] == Label.single("hap")

@@ -115,6 +115,56 @@ def _table(
     return pd.DataFrame(cols)
 
 
+def clip_table(
+    clip_ids: Sequence[str],
+    *,
+    labels: Sequence[Label | None] | None = None,
+    actors: Sequence[str | None] | None = None,
+    split: str | Sequence[str] | None = None,
+    folds: Sequence[int] | None = None,
+    paths: Sequence[str | None] | None = None,
+    gender: Sequence[str | None] | None = None,
+) -> pd.DataFrame:
+    """A clip table from clip ids (or file names) and optional per-clip values.
+
+    Defaults come from the clip-id grammar: labels and actors parsed from the ids (``None`` for
+    anonymised ids), split ``"test"`` for anonymised ids else ``"train"``, folds ``-1``.
+    Given ``labels`` replace the ids' (they must agree with a label-carrying id; a ``None``
+    leaves that clip unlabelled), e.g. for anonymised test ids of a generated corpus; ``split``
+    may be one string for all rows. Raises :class:`~blemore.labels.ClipIdError` listing every
+    malformed id and :class:`DatasetError` for duplicate ids, disagreeing labels or lengths
+    that do not match.
+    """
+    infos = parse_clip_ids([str(c) for c in clip_ids])
+    n = len(infos)
+    problems = []
+    for name, vals in (("labels", labels), ("actors", actors), ("folds", folds), ("paths", paths),
+                       ("gender", gender)) + ((("split", split),) if not isinstance(split, str) else ()):
+        if vals is not None and len(vals) != n:
+            problems.append(f"{len(vals)} {name} for {n} clip ids")
+    if problems:
+        raise DatasetError("clip_table", problems)
+    ids = [i.clip_id for i in infos]
+    dup = sorted({c for c in ids if ids.count(c) > 1}) if len(set(ids)) != n else []
+    problems += [f"clip {c!r} appears more than once" for c in dup]
+    labs = [i.label for i in infos] if labels is None else list(labels)
+    for i, lab in zip(infos, labs):
+        if labels is not None and i.label is not None and lab is not None and lab != i.label:
+            problems.append(f"clip {i.clip_id!r}: given label {lab.name()!r} but the id says {i.label.name()!r}")
+    if problems:
+        raise DatasetError("clip_table", problems)
+    acts = [i.actor for i in infos] if actors is None else [
+        (_actor_value(str(a)) or str(a)) if a is not None else None for a in actors]
+    if split is None or isinstance(split, str):
+        if split is not None and split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        splits = [split or _default_split(i) for i in infos]
+    else:
+        splits = list(split)
+    return _table(ids, acts, splits, [-1] * n if folds is None else [int(f) for f in folds], labs,
+                  paths, None if gender is None else list(gender))
+
+
 def empty_table(gender: bool = False) -> pd.DataFrame:
     """A clip table with no rows."""
     return _table([], [], [], [], [], [], [] if gender else None)
@@ -149,7 +199,7 @@ def _label_from_columns(row: Mapping[str, str], cols: Mapping[str, str | None]) 
     if e1 == "":
         return None
     e2 = row[cols["emotion_2"]].strip() if cols["emotion_2"] else ""
-    if e2 == "":
+    if e2.lower() in ("", "nan", "none", "null"):
         return Label.single(e1)
     try:
         s1 = float(row[cols["emotion_1_salience"]]) if cols["emotion_1_salience"] else float("nan")
@@ -694,7 +744,7 @@ def fold_summary(table: pd.DataFrame, gender_column: str | None = None) -> pd.Da
 
 __all__ = [
     "CLIP_COLUMNS", "OPTIONAL_COLUMNS", "MEDIA_EXTENSIONS", "METADATA_COLUMNS", "SPLITS",
-    "DatasetError", "ClipIdError", "load_metadata", "index_folder", "build_index", "concat_tables",
+    "DatasetError", "ClipIdError", "clip_table", "load_metadata", "index_folder", "build_index", "concat_tables",
     "empty_table", "make_folds", "ensure_folds", "write_metadata", "truth_from_table", "labels_for_clips",
     "fold_summary",
 ]
