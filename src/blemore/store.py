@@ -56,6 +56,7 @@ __all__ = [
     "StoreWriter",
     "open_source",
     "open_store",
+    "import_features",
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_save_npy",
@@ -468,6 +469,16 @@ class StoreWriter:
         self.root = Path(store) / str(name)
         self.config = dict(config)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = _acquire_lock(self.root)
+        try:
+            self._open(overwrite)
+        except BaseException:
+            _unlink_quiet(self._lock)
+            raise
+
+    def _open(self, overwrite: bool) -> None:
+        for p in self.root.glob(".tmp-*"):  # left by a killed run (one writer per folder: locked)
+            _unlink_quiet(p)
         cfg_path = self.root / CONFIG_FILE
         if overwrite:
             self._clear()
@@ -528,12 +539,45 @@ class StoreWriter:
         if not self._fh.closed:
             self._fh.close()
             self._compact()
+            _unlink_quiet(self._lock)
 
     def __enter__(self) -> "StoreWriter":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _acquire_lock(root: Path) -> Path:
+    """Create ``root/.lock`` holding our pid; refuse when a live process holds it."""
+    lock = root / ".lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _pid_alive(pid):
+                raise StoreError(f"{root} is being written by another process (pid {pid}); "
+                                 f"if that is wrong, delete {lock}") from None
+            _unlink_quiet(lock)  # stale: its writer is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return lock
+    raise StoreError(f"could not lock {root}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _evenly_spaced(times: np.ndarray, rate: float | None) -> bool:
@@ -555,3 +599,59 @@ def iter_sources(paths: Iterable[str | Path]) -> Iterator[FeatureSource]:
             if not subs:
                 raise
             yield from subs.values()
+
+
+# ----------------------------------------------------------------------------- import
+def import_features(src_dir: str | Path, store: str | Path, name: str, *, modality: str | None = None,
+                    overwrite: bool = False, progress: bool = False) -> FeatureSource:
+    """Copy a pre-extracted feature folder (e.g. the official ``WavLM_large_train/``) into
+    ``STORE/<name>/`` as a regular store folder and return it opened.
+
+    ``src_dir``: anything :func:`open_source` reads (``.npy`` (T, D) or (D,) per clip,
+    per-frame CSVs, OpenFace 2.x CSVs -> 31 columns). Each clip becomes float32 (T, D) with its
+    timestamps when known; a clip whose rows are all NaN is marked ``no-face``, one that cannot
+    be read or has another width than the first clip is marked ``failed``. Resumable like
+    extraction: clips already imported are skipped; another source folder under the same
+    ``name`` is refused unless ``overwrite``.
+    """
+    import time
+
+    from tqdm import tqdm
+
+    src = open_source(src_dir)
+    if not name or "/" in name or name.startswith("."):
+        raise StoreError(f"bad feature name {name!r}: expected a plain folder name such as 'WavLM_large'")
+    base = dict(src.config or {})
+    config = {
+        "extractor": name,
+        "version": "imported",
+        "modality": modality or base.get("modality"),
+        "settings": {"format": src.kind, "source_name": src.name, "source_settings": base.get("settings")},
+        "dim": src.dim,
+        "columns": src.columns,
+        "rate": src.rate,
+        "source": str(Path(src_dir).resolve()),
+    }
+    status = src.status()
+    with StoreWriter(store, config, overwrite=overwrite) as w:
+        todo = [cid for cid in sorted(src._files) if cid not in w.done]
+        for cid in tqdm(todo, desc=f"import {name}", unit="clip", disable=not progress):
+            t0 = time.perf_counter()
+            path = str(src.path(cid))
+            try:
+                x = src.load(cid)
+                t = src.times(cid)
+                if x.shape[1] != config["dim"]:
+                    raise StoreError(f"{x.shape[1]} columns where the folder's first clip has {config['dim']}")
+            except Exception as err:
+                w.write(ManifestRow(cid, path, "failed", f"{err.__class__.__name__}: {err}"))
+                continue
+            st = status.get(cid, "ok")
+            if st == "ok" and x.size and np.isnan(x).all():
+                st = "no-face"
+            secs = float(t[-1] - t[0]) if t is not None and len(t) > 1 else 0.0
+            if st in ("ok", "no-face"):
+                w.write(ManifestRow(cid, path, st, "", len(x), secs, time.perf_counter() - t0), x, t)
+            else:
+                w.write(ManifestRow(cid, path, st, "not usable in the source folder"))
+    return open_source(Path(store) / name)

@@ -1,8 +1,185 @@
-"""CLI commands of the extract area (see blemore.cli)."""
+"""CLI commands of the extract area: ``extract``, ``extractors``, ``features``, ``import-features``.
+
+Thin wrappers over :func:`blemore.extract.extract`, the extractor registry,
+:mod:`blemore.store` and :func:`blemore.store.import_features`.
+"""
 from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
 
 import click
 
 
+def _parse_settings(items: tuple[str, ...]) -> dict[str, dict]:
+    """``("egemaps.functionals=true", ...)`` -> ``{"egemaps": {"functionals": True}}`` (values as JSON)."""
+    out: dict[str, dict] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        name, dot, field = key.partition(".")
+        if not sep or not dot or not name or not field:
+            raise click.BadParameter(f"{item!r}: expected EXTRACTOR.SETTING=VALUE, e.g. egemaps.functionals=true",
+                                     param_hint="--set")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out.setdefault(name, {})[field] = value
+    return out
+
+
+def inventory(store: str | Path) -> dict:
+    """The ``features --json`` inventory of a store root (or of one feature folder)."""
+    from blemore.store import FeatureSource, StoreError, open_store
+
+    try:
+        sources = open_store(store)
+    except StoreError:
+        src = FeatureSource(store)
+        sources = {src.name: src}
+    out: dict = {"extractors": {}}
+    for name, src in sources.items():
+        status = src.status()
+        counts = {k: 0 for k in ("ok", "failed", "no-face", "no-audio")}
+        for st in status.values():
+            counts[st] = counts.get(st, 0) + 1
+        rows = src.manifest()
+        ok = src.clip_ids
+        if rows:
+            frames = [rows[c].frames for c in ok if c in rows]
+        else:
+            import numpy as np
+
+            frames = []
+            for c in ok:
+                if src.kind == "csv":
+                    frames.append(len(src.load(c)))
+                else:
+                    a = np.load(src.path(c), mmap_mode="r")
+                    frames.append(1 if a.ndim == 1 else a.shape[0])
+        if counts.get("no-video", 0) == 0:
+            counts.pop("no-video", None)
+        try:
+            dim = src.dim
+        except StoreError:
+            dim = None
+        out["extractors"][name] = {
+            "dim": dim,
+            "clips": counts,
+            "mean_frames": round(sum(frames) / len(frames), 2) if frames else 0.0,
+        }
+    return out
+
+
 def register(group: click.Group) -> None:
     """Attach this area's commands to the main group."""
+
+    @group.command("extract")
+    @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+    @click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+                  help="Store folder (one subfolder per extractor).")
+    @click.option("--extractor", "-e", "extractor_names", default=None,
+                  help="Comma-separated extractor names (default: face-mesh,face-expression,egemaps).")
+    @click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
+                  help="Worker processes (default: all cores).")
+    @click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=None,
+                  help="Frames per second to analyse (default: every frame).")
+    @click.option("--retry-failed", is_flag=True, help="Retry clips recorded as failed.")
+    @click.option("--overwrite", is_flag=True, help="Delete the selected extractors' existing features first.")
+    @click.option("--set", "set_items", multiple=True, metavar="EXTRACTOR.SETTING=VALUE",
+                  help="Override an extractor setting (repeatable), e.g. egemaps.functionals=true.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+    @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+    def extract_cmd(inputs, out, extractor_names, workers, fps, retry_failed, overwrite, set_items, as_json, quiet):
+        """Extract features of media files or folders (recursive) INPUT... into a store.
+
+        Resumable: finished clips are skipped. Exits 0 when the run completed, even if some
+        clips failed (they are listed); non-zero when nothing could run.
+        """
+        from blemore.extract import DEFAULT_EXTRACTORS, ExtractorUnavailableError, extract
+        from blemore.store import StoreError
+
+        names = [s.strip() for s in extractor_names.split(",") if s.strip()] if extractor_names else list(DEFAULT_EXTRACTORS)
+        try:
+            summary = extract(list(inputs), out, names, workers=workers, fps=fps, retry_failed=retry_failed,
+                              overwrite=overwrite, progress=not quiet, settings=_parse_settings(set_items))
+        except (ExtractorUnavailableError, StoreError, ValueError, KeyError, FileNotFoundError) as err:
+            msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+            raise click.ClickException(str(msg)) from None
+        click.echo(json.dumps(summary.to_dict(), indent=2) if as_json else summary.format())
+        if summary.interrupted:
+            sys.exit(130)
+        if not summary.completed:
+            click.echo("nothing could be extracted (every attempt failed)", err=True)
+            sys.exit(1)
+
+    @group.command("extractors")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    def extractors_cmd(as_json):
+        """List the registered extractors: modality, dimension, rate, weights, offline availability."""
+        from blemore.extractors import extractor_names, get_extractor_class
+
+        rows = []
+        for name in extractor_names():
+            cls = get_extractor_class(name)
+            e = cls()
+            try:
+                dim = e.dim
+            except Exception:  # e.g. a model config that must be downloaded to know its width
+                dim = None
+            rows.append({"name": name, "modality": cls.modality, "dim": dim, "rate": e.rate,
+                         "default_weights": cls.default_weights, "available_offline": bool(cls.weights_available()),
+                         "description": cls.description})
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        click.echo(f"{'name':<18} {'modality':<8} {'dim':>5} {'rate':>6}  {'offline':<7}  weights")
+        for r in rows:
+            rate = "-" if r["rate"] is None else f"{r['rate']:g}"
+            dim = "?" if r["dim"] is None else str(r["dim"])
+            click.echo(f"{r['name']:<18} {r['modality']:<8} {dim:>5} {rate:>6}  "
+                       f"{'yes' if r['available_offline'] else 'no':<7}  {r['default_weights'] or '(in package)'}")
+
+    @group.command("features")
+    @click.argument("store", type=click.Path(exists=True, file_okay=False, path_type=Path))
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    def features_cmd(store, as_json):
+        """Inventory of a feature store (or of one feature folder)."""
+        from blemore.store import StoreError
+
+        try:
+            inv = inventory(store)
+        except StoreError as err:
+            raise click.ClickException(str(err)) from None
+        if as_json:
+            click.echo(json.dumps(inv, indent=2))
+            return
+        if not inv["extractors"]:
+            click.echo(f"{store}: no feature folders")
+            return
+        click.echo(f"{'features':<22} {'dim':>6} {'ok':>6} {'failed':>6} {'no-face':>7} {'no-audio':>8} {'frames/clip':>11}")
+        for name, d in inv["extractors"].items():
+            c = d["clips"]
+            click.echo(f"{name:<22} {d['dim'] if d['dim'] is not None else '?':>6} {c['ok']:>6} {c['failed']:>6} "
+                       f"{c['no-face']:>7} {c['no-audio']:>8} {d['mean_frames']:>11.1f}")
+
+    @group.command("import-features")
+    @click.argument("src_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+    @click.option("--store", required=True, type=click.Path(file_okay=False, path_type=Path), help="Store folder.")
+    @click.option("--name", required=True, help="Name of the feature folder to create, e.g. WavLM_large.")
+    @click.option("--modality", type=click.Choice(["face", "video", "audio", "audiovisual"]), default=None)
+    @click.option("--overwrite", is_flag=True, help="Replace an existing folder of that name.")
+    def import_cmd(src_dir, store, name, modality, overwrite):
+        """Bring a pre-extracted feature folder (per-clip .npy or .csv) into a store."""
+        from blemore.store import StoreError, import_features
+
+        try:
+            src = import_features(src_dir, store, name, modality=modality, overwrite=overwrite, progress=True)
+        except StoreError as err:
+            raise click.ClickException(str(err)) from None
+        st = src.status()
+        bad = sorted(c for c, s in st.items() if s == "failed")
+        click.echo(f"{name}: {len(src.clip_ids)} clips, dim {src.dim} -> {src.root}")
+        for c in bad[:20]:
+            click.echo(f"  failed: {c}: {src.manifest()[c].error}")

@@ -15,12 +15,15 @@ Helpers for other modules (e.g. encoders that want face crops)::
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
 import warnings
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -72,13 +75,20 @@ class FaceMeshTracker:
 
         self.refine_landmarks = refine_landmarks
         self.n_points = 478 if refine_landmarks else 468
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=static, max_num_faces=1, refine_landmarks=refine_landmarks,
-            min_detection_confidence=min_detection_confidence, min_tracking_confidence=min_tracking_confidence,
-        )
+        with quiet_native_stderr():  # MediaPipe/TFLite print start-up notices from C++
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=static, max_num_faces=1, refine_landmarks=refine_landmarks,
+                min_detection_confidence=min_detection_confidence, min_tracking_confidence=min_tracking_confidence,
+            )
+            self.reset()
 
     def reset(self) -> None:
-        self._mesh.reset()
+        """Forget the tracked face: process one blank frame, after which the next frame starts
+        from face detection, exactly as in a fresh graph. (Restarting the graph would do the
+        same at ten times the cost and print C++ notices for every clip.)"""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._mesh.process(_BLANK)
 
     def __call__(self, frame: np.ndarray) -> np.ndarray | None:
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
@@ -100,6 +110,26 @@ class FaceMeshTracker:
 
 
 _TRACKERS: dict[tuple, FaceMeshTracker] = {}
+_BLANK = np.zeros((64, 64, 3), np.uint8)
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the block (C++ libraries' start-up notices).
+    Python exceptions still propagate; only text written to stderr meanwhile is lost."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real stderr (e.g. some notebooks)
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def get_tracker(refine_landmarks: bool = True, min_detection_confidence: float = 0.5,

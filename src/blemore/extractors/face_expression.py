@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blemore.extractors._face import FaceExtractor, FacePassConfig, crop_face, face_box
+from blemore.extractors._face import FaceExtractor, FacePassConfig, crop_face, face_box, quiet_native_stderr
 from blemore.extractors.base import register_extractor
 
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -76,8 +76,10 @@ class FaceExpression(FaceExtractor):
         if getattr(self, "_interp", None) is None:
             from ai_edge_litert.interpreter import Interpreter
 
-            interp = Interpreter(model_path=str(fer_model_path()), num_threads=int(self.config.threads))
-            interp.allocate_tensors()
+            with quiet_native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate"
+                interp = Interpreter(model_path=str(fer_model_path()), num_threads=int(self.config.threads))
+                interp.allocate_tensors()
+                interp.invoke()
             self._interp = interp
             self._in = interp.get_input_details()[0]["index"]
             self._out = interp.get_output_details()[0]["index"]

@@ -1,0 +1,407 @@
+"""The extraction runner: media files in, a resumable feature store out.
+
+::
+
+    from blemore.extract import extract
+    summary = extract(["clips/"], "STORE", ["face-mesh", "face-expression", "egemaps"], workers=2)
+    print(summary.format())
+
+For every clip (clip id = file name without extension, :func:`blemore.labels.clip_id_from_path`)
+and every extractor, the features land in ``STORE/<extractor>/`` (see :mod:`blemore.store`).
+Clips already in a folder's manifest are skipped; ``failed`` ones are retried only with
+``retry_failed``. A folder made with another config is refused (:class:`~blemore.store.ConfigMismatchError`)
+unless ``overwrite``. Face extractors with the same frame rate / size / tracker settings share one
+decoding + MediaPipe pass per clip (:func:`blemore.extractors._face.run_face_pass`); in that case
+each one's ``time_s`` in the manifest is the time of the shared pass.
+
+Work runs in ``workers`` processes (default: all cores), each loading its models once; the
+main process does all writing, so a killed run loses at most the clips in flight. If a worker
+process dies (a crash in native code, out of memory), the clips it may have held are recorded
+as ``failed`` and the run goes on with fresh workers. One run per store at a time (a lock file
+guards each extractor folder).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from blemore.extractors.base import Extractor, ExtractResult, get_extractor_class
+from blemore.labels import clip_id_from_path
+from blemore.media import MEDIA_EXTENSIONS
+from blemore.store import ManifestRow, StoreWriter
+
+__all__ = [
+    "DEFAULT_EXTRACTORS",
+    "ExtractorUnavailableError",
+    "ExtractorTally",
+    "ExtractionSummary",
+    "find_media",
+    "build_extractors",
+    "extract",
+]
+
+DEFAULT_EXTRACTORS = ("face-mesh", "face-expression", "egemaps")
+
+#: Statuses that mean "done" for resuming (``failed`` is redone only with retry_failed).
+_DONE = ("ok", "no-face", "no-audio", "no-video")
+
+
+class ExtractorUnavailableError(RuntimeError):
+    """An extractor cannot run here (a missing package or model file)."""
+
+
+# ----------------------------------------------------------------------------- inputs
+def find_media(inputs: Iterable[str | Path], extensions: Sequence[str] = MEDIA_EXTENSIONS) -> dict[str, Path]:
+    """``{clip_id: path}`` for media files given directly or found (recursively) in folders.
+
+    Files named directly are taken whatever their extension; in folders only ``extensions``
+    count (hidden files are skipped). Two files with the same clip id are an error.
+    """
+    found: dict[str, list[Path]] = {}
+    exts = {e.lower() for e in extensions}
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in exts
+                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+        elif p.is_file():
+            files = [p]
+        else:
+            raise FileNotFoundError(f"input {str(p)!r} is neither a media file nor a folder")
+        for f in files:
+            found.setdefault(clip_id_from_path(f), []).append(f)
+    dups = {cid: ps for cid, ps in found.items() if len(set(map(os.path.realpath, ps))) > 1}
+    if dups:
+        lines = "; ".join(f"{cid}: {', '.join(map(str, ps[:3]))}" for cid, ps in list(dups.items())[:5])
+        raise ValueError(f"{len(dups)} clip id(s) come from more than one file ({lines}); "
+                         "clip ids are file names without extension and must be unique")
+    return {cid: ps[0] for cid, ps in sorted(found.items())}
+
+
+def build_extractors(names: Sequence[str], fps: float | None = None,
+                     settings: Mapping[str, Mapping[str, Any]] | None = None) -> list[Extractor]:
+    """Instantiate extractors by name. ``fps`` goes to every extractor whose config has an
+    ``fps`` field; ``settings`` maps an extractor name to config overrides."""
+    settings = dict(settings or {})
+    unknown = set(settings) - set(names)
+    if unknown:
+        raise ValueError(f"settings given for extractors not selected: {sorted(unknown)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"extractor listed twice in {list(names)}")
+    out = []
+    for name in names:
+        cls = get_extractor_class(name)
+        over = dict(settings.get(name, {}))
+        field_names = {f.name for f in dataclasses.fields(cls.config_class)}
+        bad = set(over) - field_names
+        if bad:
+            raise ValueError(f"{name}: unknown setting(s) {sorted(bad)}; known: {sorted(field_names)}")
+        if fps is not None and "fps" in field_names:
+            over.setdefault("fps", float(fps))
+        out.append(cls(**over))
+    return out
+
+
+def _check_available(e: Extractor) -> None:
+    if type(e).weights_available():
+        return
+    try:
+        e.load()
+    except Exception as err:
+        raise ExtractorUnavailableError(f"extractor {e.name!r} cannot run here: {err}") from err
+    raise ExtractorUnavailableError(f"extractor {e.name!r} cannot run here: its weights are not available offline")
+
+
+# ----------------------------------------------------------------------------- workers
+_W: dict[str, Extractor] = {}
+_W_ERR: dict[str, str] = {}
+
+
+def _spec(e: Extractor) -> tuple[str, dict]:
+    return e.name, dataclasses.asdict(e.config)
+
+
+def _init_worker(specs: Sequence[tuple[str, dict]], threads: int | None = None) -> None:
+    """Build and load every extractor once in this process."""
+    if threads:
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, str(threads))
+    _W.clear()
+    _W_ERR.clear()
+    for name, cfg in specs:
+        try:
+            e = get_extractor_class(name)(**cfg)
+            e.load()
+            _W[name] = e
+        except Exception as err:  # reported per clip, so the run's summary shows it
+            _W_ERR[name] = f"could not load {name}: {err.__class__.__name__}: {err}"
+
+
+def _failed(e_dim: int, error: str) -> ExtractResult:
+    return ExtractResult(np.zeros((0, e_dim), np.float32), np.zeros(0), status="failed", error=error,
+                         info={"frames": 0, "seconds": 0.0, "time_s": 0.0})
+
+
+def _run_clip(path: str, names: Sequence[str]) -> dict[str, ExtractResult]:
+    """Run the named extractors on one clip (in a worker). Never raises for one clip's problems."""
+    from blemore.extractors._face import FaceExtractor, run_face_pass
+
+    out: dict[str, ExtractResult] = {}
+    groups: dict[tuple, list[FaceExtractor]] = {}
+    for name in names:
+        if name in _W_ERR:
+            out[name] = _failed(0, _W_ERR[name])
+            continue
+        e = _W[name]
+        if isinstance(e, FaceExtractor):
+            groups.setdefault(e.pass_key(), []).append(e)
+            continue
+        t0 = time.perf_counter()
+        try:
+            r = e.extract(path)
+        except Exception as err:
+            r = _failed(e.dim, f"{err.__class__.__name__}: {err}")
+        r.info.setdefault("time_s", time.perf_counter() - t0)
+        out[name] = r
+    for group in groups.values():
+        try:
+            results = run_face_pass(path, group)
+        except Exception as err:
+            results = [_failed(e.dim, f"{err.__class__.__name__}: {err}") for e in group]
+        for e, r in zip(group, results):
+            out[e.name] = r
+    return out
+
+
+# ----------------------------------------------------------------------------- summary
+@dataclass
+class ExtractorTally:
+    """One extractor's counts in a run (``skipped``: already done before the run)."""
+
+    name: str
+    modality: str
+    statuses: Counter = field(default_factory=Counter)
+    skipped: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"modality": self.modality, "statuses": dict(self.statuses), "skipped": self.skipped,
+                "frames": self.frames, "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class ExtractionSummary:
+    """What a run did. ``completed``: False only when there was work and nothing could run
+    (every attempted clip failed for every extractor), or the run was interrupted."""
+
+    store: Path
+    clips: int
+    attempted: int
+    wall_s: float
+    tallies: dict[str, ExtractorTally]
+    failures: list[tuple[str, str, str]]  # (clip_id, extractor, error)
+    interrupted: bool = False
+
+    @property
+    def completed(self) -> bool:
+        if self.interrupted:
+            return False
+        if self.attempted == 0:
+            return True
+        return any(n for t in self.tallies.values() for s, n in t.statuses.items() if s != "failed")
+
+    def frames_per_second(self) -> float:
+        """Video frames analysed per wall-clock second (face/video extractors; shared passes counted once)."""
+        frames = max((t.frames for t in self.tallies.values() if t.modality in ("face", "video")), default=0)
+        return frames / self.wall_s if self.wall_s > 0 else 0.0
+
+    def audio_speed(self) -> float:
+        """Seconds of audio processed per wall-clock second."""
+        secs = max((t.seconds for t in self.tallies.values() if t.modality == "audio"), default=0.0)
+        return secs / self.wall_s if self.wall_s > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "store": str(self.store), "clips": self.clips, "attempted": self.attempted,
+            "wall_s": round(self.wall_s, 3), "completed": self.completed, "interrupted": self.interrupted,
+            "frames_per_s": round(self.frames_per_second(), 2), "audio_s_per_s": round(self.audio_speed(), 2),
+            "extractors": {n: t.to_dict() for n, t in self.tallies.items()},
+            "failures": [{"clip_id": c, "extractor": e, "error": m} for c, e, m in self.failures],
+        }
+
+    def format(self, max_failures: int = 20) -> str:
+        lines = [f"{self.clips} clips found, {self.attempted} extracted in {self.wall_s:.1f} s -> {self.store}"]
+        for t in self.tallies.values():
+            st = ", ".join(f"{k} {v}" for k, v in sorted(t.statuses.items())) or "nothing to do"
+            lines.append(f"  {t.name:<18} {st}; {t.skipped} already done")
+        if self.frames_per_second():
+            lines.append(f"  video: {self.frames_per_second():.1f} frames/s")
+        if self.audio_speed():
+            lines.append(f"  audio: {self.audio_speed():.1f} s of audio per second")
+        if self.failures:
+            lines.append(f"{len(self.failures)} failure(s) (rerun with --retry-failed to retry):")
+            for cid, name, err in self.failures[:max_failures]:
+                lines.append(f"  {cid} [{name}]: {err}")
+            if len(self.failures) > max_failures:
+                lines.append(f"  ... and {len(self.failures) - max_failures} more (see each manifest.csv)")
+        if self.interrupted:
+            lines.append("interrupted: rerun the same command to resume")
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- the runner
+def extract(
+    inputs: str | Path | Iterable[str | Path],
+    out: str | Path,
+    extractors: Sequence[str] = DEFAULT_EXTRACTORS,
+    *,
+    workers: int | None = None,
+    fps: float | None = None,
+    retry_failed: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+) -> ExtractionSummary:
+    """Extract features of every clip under ``inputs`` into the store ``out``.
+
+    ``inputs``: media files and/or folders (searched recursively). ``extractors``: registered
+    names. ``workers``: processes (default ``os.cpu_count()``; 1 runs in this process).
+    ``fps``: frames per second for video/face extractors (default: every frame).
+    ``retry_failed``: redo clips recorded as failed. ``overwrite``: delete the selected
+    extractors' existing features first (needed when their config changed). ``settings``:
+    ``{extractor: {config field: value}}`` overrides.
+
+    Raises before doing any work for unknown extractors or settings, missing inputs,
+    duplicate clip ids, an unavailable model (:class:`ExtractorUnavailableError`) or a config
+    mismatch (:class:`~blemore.store.ConfigMismatchError`). Per-clip problems never raise:
+    they are recorded in the manifests and listed in the returned summary.
+    """
+    from tqdm import tqdm
+
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    if isinstance(extractors, str):
+        extractors = [s.strip() for s in extractors.split(",") if s.strip()]
+    if not extractors:
+        raise ValueError("no extractors selected")
+    exs = build_extractors(list(extractors), fps=fps, settings=settings)
+    for e in exs:
+        _check_available(e)
+    clips = find_media(inputs)
+    store = Path(out)
+    store.mkdir(parents=True, exist_ok=True)
+    writers: dict[str, StoreWriter] = {}
+    try:
+        for e in exs:
+            writers[e.name] = StoreWriter(store, e.config_dict(), overwrite=overwrite)
+    except BaseException:
+        for w in writers.values():
+            w.close()
+        raise
+    tallies = {e.name: ExtractorTally(e.name, e.modality) for e in exs}
+
+    # plan: which extractors each clip still needs
+    tasks: list[tuple[str, Path, list[str]]] = []
+    for cid, path in clips.items():
+        need = []
+        for e in exs:
+            row = writers[e.name].done.get(cid)
+            if row is None or (row.status == "failed" and retry_failed) or (
+                    row.status in ("ok", "no-face") and not (writers[e.name].root / f"{cid}.npy").exists()):
+                need.append(e.name)
+            else:
+                tallies[e.name].skipped += 1
+        if need:
+            tasks.append((cid, path, need))
+
+    n_workers = max(1, int(workers) if workers else (os.cpu_count() or 1))
+    n_workers = min(n_workers, max(1, len(tasks)))
+    specs = [_spec(e) for e in exs]
+    failures: list[tuple[str, str, str]] = []
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(tasks), unit="clip", desc="extract", disable=not progress, dynamic_ncols=True)
+    interrupted = False
+
+    def record(cid: str, path: Path, results: Mapping[str, ExtractResult]) -> None:
+        for name, r in results.items():
+            keep = r.status in ("ok", "no-face") and len(r.features) > 0
+            row = ManifestRow(cid, str(path), r.status, r.error or "", int(r.info.get("frames", len(r.features))),
+                              float(r.info.get("seconds", 0.0)), float(r.info.get("time_s", 0.0)))
+            writers[name].write(row, r.features if keep else None, r.times if keep else None)
+            t = tallies[name]
+            t.statuses[r.status] += 1
+            t.frames += row.frames if r.status in ("ok", "no-face") else 0
+            t.seconds += row.seconds if r.status in ("ok", "no-face") else 0.0
+            if r.status == "failed":
+                failures.append((cid, name, r.error or ""))
+        bar.update(1)
+        if failures:
+            bar.set_postfix(failed=len(failures), refresh=False)
+
+    try:
+        if n_workers == 1 or len(tasks) <= 1:
+            _init_worker(specs)
+            for cid, path, need in tasks:
+                record(cid, path, _run_clip(str(path), need))
+        else:
+            _run_pool(tasks, specs, n_workers, record)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+        for w in writers.values():
+            w.close()
+    return ExtractionSummary(store, len(clips), len(tasks), time.perf_counter() - t0, tallies, failures, interrupted)
+
+
+def _run_pool(tasks, specs, n_workers: int, record) -> None:
+    """Feed tasks to a process pool, at most ``2 * n_workers`` in flight; survive dead workers."""
+    import multiprocessing as mp
+
+    threads = max(1, (os.cpu_count() or 1) // n_workers)
+    pending = list(reversed(tasks))
+    while pending:
+        pool = ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(specs, threads))
+        inflight: dict[Future, tuple[str, Path, list[str]]] = {}
+        broken = False
+        try:
+            while pending or inflight:
+                while pending and len(inflight) < 2 * n_workers and not broken:
+                    task = pending.pop()
+                    inflight[pool.submit(_run_clip, str(task[1]), task[2])] = task
+                if not inflight:
+                    break
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    cid, path, need = inflight.pop(fut)
+                    try:
+                        results = fut.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        results = {n: _failed(0, "the worker process died while extracting this clip "
+                                                 "(crash or out of memory)") for n in need}
+                    except Exception as err:
+                        results = {n: _failed(0, f"{err.__class__.__name__}: {err}") for n in need}
+                    record(cid, path, results)
+                if broken and not inflight:
+                    break
+        finally:
+            pool.shutdown(wait=not broken, cancel_futures=True)
+        if not broken:
+            break
+
+
+def summary_json(summary: ExtractionSummary) -> str:
+    return json.dumps(summary.to_dict(), indent=2)
