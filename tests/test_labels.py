@@ -153,3 +153,11 @@ def test_encode_predictions_and_labels():
         encode_prediction([{"emotion": "joy", "salience": 100}])
     mask, target = encode_labels([Label.single("ang"), None])
     assert mask.tolist() == [1, 0] and target.tolist() == [0, INVALID]
+
+
+def test_direct_construction_is_validated():
+    assert Label(("disg", "hap"), (30, 70)) == Label.blend("hap", 70, "disg", 30)
+    for e, sal in [(("hap", "disg"), (70, 30)), (("hap",), (50,)), (("joy",), (100,)), (("hap", "sad"), (60, 40)),
+                   (("hap", "sad"), (70.0, 30.0)), (("neu", "sad"), (50, 50)), ((), ())]:
+        with pytest.raises(LabelError):
+            Label(e, sal)

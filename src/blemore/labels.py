@@ -45,6 +45,8 @@ EMOTION_INDEX: dict[str, int] = {e: i for i, e in enumerate(EMOTIONS)}
 PAIRS: tuple[tuple[str, str], ...] = tuple(itertools.combinations(BLEND_EMOTIONS, 2))
 """The 10 unordered pairs, each in canonical order."""
 
+_PAIR_SET = frozenset(PAIRS)
+
 RATIOS: tuple[int, ...] = (30, 50, 70)
 """Salience of a pair's first emotion, in ratio-index order."""
 
@@ -97,6 +99,19 @@ class Label:
 
     emotions: tuple[str, ...]
     saliences: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        # direct construction must give the same canonical values as the constructors
+        e, s = tuple(self.emotions), tuple(self.saliences)
+        ok = (len(e) == 1 and e[0] in EMOTION_INDEX and s == (100,)) or (
+            len(e) == 2 and e in _PAIR_SET and s in ((30, 70), (50, 50), (70, 30))
+        )
+        if not ok or any(type(x) is not int for x in s):
+            raise LabelError(
+                f"invalid label {e}/{s}: a single emotion with salience (100,), or a canonical pair "
+                "(ang < disg < fea < hap < sad) with integer saliences 30/70, 50/50 or 70/30; "
+                "use Label.single / Label.blend to validate and order"
+            )
 
     # -- constructors -------------------------------------------------------------
     @classmethod

@@ -262,6 +262,8 @@ RATIO_OUTCOMES: tuple[str, ...] = ("30/70", "50/50", "70/30", "wrong pair", "sin
 def per_configuration(pred_mask: np.ndarray, pred_target: np.ndarray, true_target: np.ndarray) -> dict:
     """For blend clips: true ratio (rows 30/70, 50/50, 70/30, in canonical pair order) against
     what was predicted (the three ratios when the pair is right, ``wrong pair``, ``single``).
+    ``wrong pair`` also takes empty or 3+-emotion predictions and a right pair whose saliences
+    are not 50/50, 70/30 or 30/70 (possible only in hand-made prediction files).
 
     Returns ``{"rows": [...], "cols": [...], "counts": [[...]]}``; e.g. counts[2][1] is how
     often a 70/30 blend was predicted as 50/50 with the right pair.
