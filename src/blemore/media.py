@@ -177,6 +177,30 @@ def read_video(
     Raises :class:`NoVideoError` when the file has no video stream and
     :class:`CorruptMediaError` when it cannot be opened or decoding fails part-way.
     """
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch!r}")
+    frames: list[np.ndarray] = []
+    times: list[float] = []
+    for arr, t in iter_frames(path, fps=fps, stride=stride, max_side=max_side, threads=threads):
+        frames.append(arr)
+        times.append(t)
+        if len(frames) >= batch:
+            yield np.stack(frames), np.asarray(times, dtype=np.float64)
+            frames, times = [], []
+    if frames:
+        yield np.stack(frames), np.asarray(times, dtype=np.float64)
+
+
+def iter_frames(
+    path: str | Path,
+    fps: float | None = None,
+    stride: int | None = None,
+    max_side: int | None = None,
+    *,
+    threads: int | None = None,
+) -> Iterator[tuple[np.ndarray, float]]:
+    """Like :func:`read_video` but one ``(frame (H, W, 3) uint8, time)`` at a time (no
+    batching copy: the cheapest way to stream frames through a per-frame model)."""
     import av
 
     if fps is not None and stride is not None:
@@ -185,8 +209,6 @@ def read_video(
         raise ValueError(f"fps must be > 0, got {fps!r}")
     if stride is not None and (int(stride) != stride or stride < 1):
         raise ValueError(f"stride must be a positive integer, got {stride!r}")
-    if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch!r}")
     container = _open(path)
     try:
         if not container.streams.video:
@@ -195,8 +217,8 @@ def read_video(
         if threads is not None:
             stream.codec_context.thread_count = int(threads)
         stream.thread_type = "AUTO"
-        tb = stream.time_base
-        start = float(stream.start_time * tb) if stream.start_time is not None and tb is not None else 0.0
+        tb = float(stream.time_base) if stream.time_base is not None else None
+        start = stream.start_time * tb if stream.start_time is not None and tb is not None else 0.0
         rate = stream.average_rate or stream.guessed_rate
         src_fps = float(rate) if rate else 25.0
         # AVI stores no presentation times (B-frames come back with decode-order guesses):
@@ -204,17 +226,13 @@ def read_video(
         by_index = "avi" in (container.format.name or "").split(",")
         period = 1.0 / fps if fps else None
         next_t = 0.0
-        frames: list[np.ndarray] = []
-        times: list[float] = []
         index = -1
         size: tuple[int, int] | None = None
         try:
             for frame in container.decode(stream):
                 index += 1
-                if by_index or frame.pts is None or tb is None:
-                    t = index / src_fps
-                else:
-                    t = float(frame.pts * tb) - start
+                pts = frame.pts
+                t = index / src_fps if by_index or pts is None or tb is None else pts * tb - start
                 if stride is not None and index % int(stride):
                     continue
                 if period is not None:
@@ -228,27 +246,13 @@ def read_video(
                     arr = frame.to_ndarray(format="rgb24")
                 else:
                     arr = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA")
-                frames.append(arr)
-                times.append(t)
-                if len(frames) >= batch:
-                    yield np.stack(frames), np.asarray(times, dtype=np.float64)
-                    frames, times = [], []
+                yield arr, float(t)
         except av.error.FFmpegError as e:
             raise CorruptMediaError(path, f"video decoding failed after {index + 1} frames ({e})") from e
-        if frames:
-            yield np.stack(frames), np.asarray(times, dtype=np.float64)
         if index < 0:
             raise CorruptMediaError(path, "the video stream has no decodable frames")
     finally:
         container.close()
-
-
-def iter_frames(path: str | Path, fps: float | None = None, stride: int | None = None,
-                max_side: int | None = None, **kwargs) -> Iterator[tuple[np.ndarray, float]]:
-    """Like :func:`read_video` but one ``(frame (H, W, 3) uint8, time)`` at a time."""
-    for frames, times in read_video(path, fps=fps, stride=stride, max_side=max_side, **kwargs):
-        for f, t in zip(frames, times):
-            yield f, float(t)
 
 
 def load_video(path: str | Path, fps: float | None = None, stride: int | None = None,

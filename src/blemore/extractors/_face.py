@@ -232,7 +232,7 @@ def run_face_pass(path: str | Path, extractors: Sequence[FaceExtractor]) -> list
     (the latter still carries the NaN rows and timestamps). ``info`` holds ``frames``,
     ``seconds`` (span of the analysed frames) and ``faces`` (frames with a face).
     """
-    from blemore.media import MediaError, NoVideoError, probe, read_video
+    from blemore.media import MediaError, NoVideoError, iter_frames, probe
 
     if not extractors:
         return []
@@ -255,13 +255,12 @@ def run_face_pass(path: str | Path, extractors: Sequence[FaceExtractor]) -> list
         rows: list[list[np.ndarray]] = [[] for _ in extractors]
         times: list[float] = []
         faces = 0
-        for frames, ts in read_video(path, fps=cfg.fps, max_side=cfg.max_side):
-            for frame, t in zip(frames, ts):
-                lm = tracker(frame)
-                faces += lm is not None
-                for r, e in zip(rows, extractors):
-                    r.append(e.frame_features(frame, lm) if lm is not None else e.empty_row())
-                times.append(float(t))
+        for frame, t in iter_frames(path, fps=cfg.fps, max_side=cfg.max_side):
+            lm = tracker(frame)
+            faces += lm is not None
+            for r, e in zip(rows, extractors):
+                r.append(e.frame_features(frame, lm) if lm is not None else e.empty_row())
+            times.append(t)
     except NoVideoError as err:
         return fail("no-video", str(err))
     except MediaError as err:
