@@ -17,3 +17,6 @@ from blemore.extractors.base import (  # noqa: F401
 from blemore.extractors import face_mesh  # noqa: F401,E402
 from blemore.extractors import face_expression  # noqa: F401,E402
 from blemore.extractors import egemaps  # noqa: F401,E402
+from blemore.extractors import hf_audio  # noqa: F401,E402
+from blemore.extractors import hf_image  # noqa: F401,E402
+from blemore.extractors import hf_video  # noqa: F401,E402
