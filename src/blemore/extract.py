@@ -113,13 +113,15 @@ def build_extractors(names: Sequence[str], fps: float | None = None,
 
 
 def _check_available(e: Extractor) -> None:
-    if type(e).weights_available():
+    # An instance may check its own configured weights (e.g. --weights DIR); the class method
+    # answers for the default weights only.
+    ready = getattr(e, "weights_ready", None)
+    if ready() if callable(ready) else type(e).weights_available():
         return
     try:
-        e.load()
+        e.load()  # fails fast with the reason, or fetches weights that can be downloaded
     except Exception as err:
         raise ExtractorUnavailableError(f"extractor {e.name!r} cannot run here: {err}") from err
-    raise ExtractorUnavailableError(f"extractor {e.name!r} cannot run here: its weights are not available offline")
 
 
 # ----------------------------------------------------------------------------- workers
@@ -350,7 +352,9 @@ def extract(
             bar.set_postfix(failed=len(failures), refresh=False)
 
     try:
-        if n_workers == 1 or len(tasks) <= 1:
+        if not tasks:
+            pass
+        elif n_workers == 1 or len(tasks) == 1:
             _init_worker(specs)
             for cid, path, need in tasks:
                 record(cid, path, _run_clip(str(path), need))

@@ -44,10 +44,10 @@ def fer_model_path() -> Path:
 
 @dataclass
 class FaceExpressionConfig(FacePassConfig):
-    """``crop_scale``: face box side over the landmark extent; ``threads``: TFLite threads."""
+    """``crop_scale``: face box side over the landmark extent. (The network runs on one thread:
+    parallelism comes from worker processes.)"""
 
     crop_scale: float = 1.1
-    threads: int = 1
 
 
 @register_extractor
@@ -77,7 +77,7 @@ class FaceExpression(FaceExtractor):
             from ai_edge_litert.interpreter import Interpreter
 
             with quiet_native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate"
-                interp = Interpreter(model_path=str(fer_model_path()), num_threads=int(self.config.threads))
+                interp = Interpreter(model_path=str(fer_model_path()), num_threads=1)
                 interp.allocate_tensors()
                 interp.invoke()
             self._interp = interp
