@@ -1,0 +1,360 @@
+"""Model bundles: a trained model saved as a self-contained folder, loaded, and used to predict.
+
+Layout of ``MODEL_DIR``::
+
+    bundle.json     format and versions, label order, head name and options, fusion, pooling,
+                    feature sources (name, dimension, extractor config), transforms, decoder
+                    parameters (alpha, beta), training length and settings, CV summary
+    part0.pt        head weights and fitted transforms (e.g. the scaler) of fusion group 0
+    part1.pt        ... one per fusion group (late fusion)
+
+``*.pt`` files hold only tensors and plain values and are read with
+``torch.load(weights_only=True)``.
+
+Use::
+
+    model = ModelBundle.load("MODEL_DIR")
+    pred = model.predict({"wavlm": "features/wavlm"})       # or a FeatureSet / one source
+    pred.table()                                             # clip, emotions, salience, probabilities
+    pred.submission()                                        # challenge JSON
+    times, probs = model.timeline({"wavlm": x})              # per-window probabilities of one clip
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from blemore import __version__
+from blemore.features import FeatureSet, TransformChain, load_features, open_features
+from blemore.fusion import Fusion, create_fusion
+from blemore.heads.base import Head, create_head
+from blemore.labels import EMOTIONS, INVALID, TARGETS
+from blemore.pooling import Pooling, pool_stats, windows
+
+__all__ = ["ModelBundle", "BundlePart", "Predictions", "BundleError", "FORMAT", "FORMAT_VERSION"]
+
+FORMAT = "blemore-model"
+FORMAT_VERSION = 1
+
+
+class BundleError(ValueError):
+    """A model folder that cannot be read, or inputs that do not match the model."""
+
+
+@dataclass
+class BundlePart:
+    """One fusion group: its sources, fitted transforms and trained head."""
+
+    sources: tuple[str, ...]
+    chain: TransformChain
+    head: Head
+
+
+@dataclass
+class Predictions:
+    """Per-clip predictions: outputs, six-class probabilities and decoded codes."""
+
+    clip_ids: list[str]
+    proba: np.ndarray
+    mask: np.ndarray
+    target: np.ndarray
+
+    def labels(self) -> list[str]:
+        return [TARGETS[t].name() if t != INVALID else
+                "+".join(e for i, e in enumerate(EMOTIONS) if m >> i & 1) for m, t in zip(self.mask, self.target)]
+
+    def table(self) -> pd.DataFrame:
+        """Readable table: clip, emotions, salience, label, probabilities."""
+        rows = []
+        for cid, m, t, p in zip(self.clip_ids, self.mask, self.target, self.proba):
+            if t != INVALID:
+                lab = TARGETS[int(t)]
+                emos, sal = "+".join(lab.emotions), "/".join(str(s) for s in lab.saliences)
+            else:
+                emos = "+".join(e for i, e in enumerate(EMOTIONS) if int(m) >> i & 1)
+                sal = ""
+            rows.append({"clip_id": cid, "emotions": emos, "salience": sal,
+                         **{f"p_{e}": round(float(v), 4) for e, v in zip(EMOTIONS, p)}})
+        return pd.DataFrame(rows)
+
+    def submission(self) -> dict:
+        """The challenge JSON (keys ``<clip_id>.mov``)."""
+        from blemore.experiment import submission_dict
+
+        return submission_dict(self.clip_ids, self.mask, self.target)
+
+
+def _to_saveable(obj: Any) -> Any:
+    import torch
+
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": torch.from_numpy(np.ascontiguousarray(obj))}
+    if isinstance(obj, Mapping):
+        return {str(k): _to_saveable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_saveable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _from_saved(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        if set(obj) == {"__ndarray__"}:
+            return obj["__ndarray__"].numpy()
+        return {k: _from_saved(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_from_saved(v) for v in obj]
+    return obj
+
+
+def _versions() -> dict:
+    import torch
+
+    return {"blemore": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+class ModelBundle:
+    """A trained model: transforms + head per fusion group, fusion weights, decoder parameters."""
+
+    def __init__(self, parts: Sequence[BundlePart], *, head: str, head_options: Mapping[str, Any],
+                 fusion: Fusion, fusion_weights: Sequence[float] | None, params: Mapping[str, Any],
+                 pooling: Pooling, sources: Sequence[Mapping[str, Any]], epochs: int,
+                 train_spec: Mapping[str, Any] | None = None, alphas: Sequence[float] | None = None,
+                 betas: Sequence[float] | None = None, score_weights: Sequence[float] = (0.5, 0.5),
+                 info: Mapping[str, Any] | None = None):
+        self.parts = list(parts)
+        self.head = head
+        self.head_options = dict(head_options)
+        self.fusion = fusion
+        self.fusion_weights = None if fusion_weights is None else [float(w) for w in fusion_weights]
+        self.params = dict(params)
+        self.pooling = pooling
+        self.sources = [dict(s) for s in sources]
+        self.epochs = int(epochs)
+        self.train_spec = dict(train_spec or {})
+        self.alphas = None if alphas is None else [float(a) for a in alphas]
+        self.betas = None if betas is None else [float(b) for b in betas]
+        self.score_weights = tuple(float(w) for w in score_weights)
+        self.info = dict(info or {})
+
+    @property
+    def source_names(self) -> list[str]:
+        return [s["name"] for s in self.sources]
+
+    def decoder(self):
+        return self.parts[0].head.decoder(self.alphas, self.betas, self.score_weights)
+
+    # -- construction -----------------------------------------------------------------
+    @classmethod
+    def from_job(cls, exp, job, sel) -> "ModelBundle":
+        """From a final training job of :class:`blemore.experiment.Experiment`."""
+        cfg = exp.cfg
+        fs = exp.features
+        sources = []
+        for name in fs.sources:
+            c = fs.configs.get(name, {})
+            sources.append({"name": name, "dim": int(c.get("dim") or 0), "pooled_dim": fs.dim(name),
+                            "root": c.get("root"), "config": c.get("config")})
+        parts = [BundlePart(p.sources, p.chain, p.head) for p in job.parts]
+        info = {"run": cfg.run_name(), "train_clips": len(job.train_clips),
+                "train_metadata": cfg.metadata, "selection": sel.as_dict(),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        return cls(parts, head=cfg.head, head_options=cfg.head_options, fusion=exp.fusion,
+                   fusion_weights=sel.weights, params=sel.params, pooling=exp.pooling, sources=sources,
+                   epochs=sel.epoch, train_spec=exp.spec.as_dict(), alphas=cfg.alphas, betas=cfg.betas,
+                   score_weights=cfg.score_weights, info=info)
+
+    # -- persistence --------------------------------------------------------------------
+    def manifest(self) -> dict:
+        return {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "versions": _versions(),
+            "labels": list(EMOTIONS), "head": {"name": self.head, "options": self.head_options},
+            "fusion": self.fusion.as_dict(), "fusion_weights": self.fusion_weights,
+            "pooling": self.pooling.as_dict(), "sources": self.sources,
+            "parts": [{"file": f"part{i}.pt", "sources": list(p.sources), "transforms": p.chain.specs()}
+                      for i, p in enumerate(self.parts)],
+            "decoder": {"params": self.params, "alphas": self.alphas, "betas": self.betas,
+                        "score_weights": list(self.score_weights)},
+            "epochs": self.epochs, "train_spec": self.train_spec, "info": self.info,
+        }
+
+    def save(self, model_dir: str | os.PathLike) -> Path:
+        """Write the bundle folder atomically (a temporary folder renamed into place)."""
+        import torch
+
+        dest = Path(model_dir)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        try:
+            for i, p in enumerate(self.parts):
+                torch.save({"head": _to_saveable(p.head.state_dict()),
+                            "transforms": _to_saveable(p.chain.state_dict())}, tmp / f"part{i}.pt")
+            (tmp / "bundle.json").write_text(json.dumps(self.manifest(), indent=2, default=str) + "\n")
+            if dest.exists():
+                old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+                os.replace(dest, old)
+                os.replace(tmp, dest)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, dest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return dest
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike) -> "ModelBundle":
+        import torch
+
+        root = Path(model_dir)
+        mf = root / "bundle.json"
+        if not mf.exists():
+            raise BundleError(f"{root} is not a blemore model folder (no bundle.json)")
+        m = json.loads(mf.read_text())
+        if m.get("format") != FORMAT:
+            raise BundleError(f"{mf}: format {m.get('format')!r} is not {FORMAT!r}")
+        if int(m.get("format_version", 0)) > FORMAT_VERSION:
+            raise BundleError(f"{mf}: format version {m['format_version']} is newer than this blemore "
+                              f"({FORMAT_VERSION}); upgrade blemore")
+        if list(m.get("labels", [])) != list(EMOTIONS):
+            raise BundleError(f"{mf}: label order {m.get('labels')} differs from {list(EMOTIONS)}")
+        fus = dict(m["fusion"])
+        fusion = create_fusion(fus.pop("kind"), **fus)
+        pool = m["pooling"]
+        pooling = Pooling(kind=pool["kind"], stats=tuple(pool["stats"]), window=pool["window"], stride=pool["stride"])
+        parts = []
+        for pm in m["parts"]:
+            state = torch.load(root / pm["file"], weights_only=True)
+            chain = TransformChain(pm["transforms"])
+            chain.load_state_dict(_from_saved(state["transforms"]))
+            head = create_head(m["head"]["name"], **m["head"]["options"])
+            head.load_state_dict(_from_saved(state["head"]))
+            parts.append(BundlePart(tuple(pm["sources"]), chain, head))
+        d = m["decoder"]
+        return cls(parts, head=m["head"]["name"], head_options=m["head"]["options"], fusion=fusion,
+                   fusion_weights=m.get("fusion_weights"), params=d["params"], pooling=pooling,
+                   sources=m["sources"], epochs=m["epochs"], train_spec=m.get("train_spec"),
+                   alphas=d.get("alphas"), betas=d.get("betas"), score_weights=d.get("score_weights", (0.5, 0.5)),
+                   info=m.get("info"))
+
+    # -- prediction ---------------------------------------------------------------------
+    def _feature_set(self, features: Any, clip_ids: Sequence[str] | None, missing: str) -> FeatureSet:
+        if isinstance(features, FeatureSet):
+            fs = features
+            absent = [n for n in self.source_names if n not in fs.blocks]
+            if absent:
+                raise BundleError(f"the feature set lacks source(s) {absent} the model needs ({self.source_names})")
+            return fs if clip_ids is None else fs.subset(list(clip_ids))
+        if isinstance(features, Mapping):
+            by_name = {str(k): open_features(v) for k, v in features.items()}
+        else:
+            seq = features if isinstance(features, (list, tuple)) else [features]
+            opened = [open_features(s) for s in seq]
+            by_name = {getattr(s, "name", f"source{i}"): s for i, s in enumerate(opened)}
+            if len(opened) == len(self.sources) == 1 and self.source_names[0] not in by_name:
+                by_name = {self.source_names[0]: opened[0]}
+        absent = [n for n in self.source_names if n not in by_name]
+        if absent:
+            raise BundleError(f"the model needs feature source(s) {self.source_names}; missing {absent} "
+                              f"(given: {sorted(by_name)})")
+        srcs = [by_name[n] for n in self.source_names]
+        if clip_ids is None:
+            common = set(srcs[0].clip_ids)
+            for s in srcs[1:]:
+                common &= set(s.clip_ids)
+            clip_ids = sorted(common)
+        fs = load_features(srcs, list(clip_ids), self.pooling, missing=missing)
+        renamed = dict(zip(list(fs.blocks), self.source_names))
+        fs.blocks = {renamed[k]: v for k, v in fs.blocks.items()}
+        fs.owners = {renamed[k]: v for k, v in fs.owners.items()}
+        for name, src in zip(self.source_names, self.sources):
+            if fs.dim(name) != src["pooled_dim"]:
+                raise BundleError(f"source {name!r} gives {fs.dim(name)} pooled features; "
+                                  f"the model was trained on {src['pooled_dim']}")
+        return fs
+
+    def outputs(self, fs: FeatureSet, groups: Mapping[str, Any] | None = None) -> np.ndarray:
+        """Combined per-clip outputs for every clip of ``fs``."""
+        pos = np.arange(len(fs), dtype=np.int64)
+        ids = np.array(fs.clip_ids, dtype=object)
+        outs = []
+        for p in self.parts:
+            X, owner = fs.rows(p.sources, pos)
+            rc = pos if owner is None else pos[owner]
+            g = None if groups is None else [groups.get(c) for c in ids[rc]]
+            X = p.chain.transform(X, clip_ids=ids[rc].tolist(), groups=g)
+            outs.append(p.head.predict_outputs(X, owner))
+        return self.fusion.combine(outs, self.fusion_weights, self.parts[0].head)
+
+    def predict(self, features: Any, clip_ids: Sequence[str] | None = None, *,
+                groups: Mapping[str, Any] | None = None, missing: str = "impute") -> Predictions:
+        """Predict clips from feature sources (a mapping name -> source/path, one source or a
+        list, or a :class:`FeatureSet`). ``groups`` maps clip ids to actor/group ids for
+        transforms that use them. Missing clips are imputed by default (with a warning)."""
+        fs = self._feature_set(features, clip_ids, missing)
+        out = self.outputs(fs, groups)
+        mask, target = self.decoder().decode(out, self.params)
+        proba = self.parts[0].head.outputs_to_proba(out)
+        return Predictions(list(fs.clip_ids), np.asarray(proba), mask, target)
+
+    def timeline(self, arrays: Mapping[str, np.ndarray], window_s: float = 2.0, hop_s: float = 0.5,
+                 rates: Mapping[str, float | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per-window probabilities of one clip: ``(centres_s (W,), proba (W, 6))``.
+
+        ``arrays`` maps each of the model's sources to the clip's ``(T, D)`` features; windows
+        of ``window_s`` seconds every ``hop_s`` seconds are pooled like training clips (the
+        7 statistics, or the window mean for windowed models) and predicted one by one. A
+        source without a known rate is assumed to span the same duration as the others.
+        """
+        rates = dict(rates or {})
+        absent = [n for n in self.source_names if n not in arrays]
+        if absent:
+            raise BundleError(f"timeline needs features of {self.source_names}; missing {absent}")
+        arrs = {n: np.asarray(arrays[n], dtype=np.float32) for n in self.source_names}
+        for n, s in zip(self.source_names, self.sources):
+            if rates.get(n) is None:
+                cfg = s.get("config") or {}
+                rates[n] = cfg.get("rate") if isinstance(cfg, Mapping) else None
+        durations = [len(arrs[n]) / rates[n] for n in self.source_names if rates.get(n)]
+        duration = max(durations) if durations else float(len(arrs[self.source_names[0]]))
+        if not durations:  # no rate anywhere: one "second" per row of the first source
+            rates = {n: len(arrs[n]) / duration for n in self.source_names}
+        for n in self.source_names:
+            if not rates.get(n):
+                rates[n] = len(arrs[n]) / duration
+        window_s = min(window_s, duration)
+        starts = np.arange(0.0, max(duration - window_s, 0.0) + 1e-9, hop_s)
+        rows: dict[str, list[np.ndarray]] = {n: [] for n in self.source_names}
+        for t0 in starts:
+            for n in self.source_names:
+                a, r = arrs[n], rates[n]
+                i0 = int(np.floor(t0 * r))
+                i1 = max(i0 + 1, int(np.ceil((t0 + window_s) * r)))
+                seg = a[i0:min(i1, len(a))]
+                if len(seg) == 0:
+                    seg = a[-1:]
+                if self.pooling.per_clip:
+                    rows[n].append(pool_stats(seg, self.pooling.stats))
+                else:
+                    w = windows(seg, self.pooling.window, self.pooling.stride)
+                    rows[n].append(np.nanmean(w, axis=0) if len(w) > 1 else w[0])
+        outs = []
+        for p in self.parts:
+            X = np.concatenate([np.stack(rows[n]) for n in p.sources], axis=1)
+            ids = [f"w{i}" for i in range(len(X))]
+            X = p.chain.transform(X, clip_ids=ids, groups=None)
+            outs.append(p.head.predict_outputs(X, None))
+        out = self.fusion.combine(outs, self.fusion_weights, self.parts[0].head)
+        return starts + window_s / 2, np.asarray(self.parts[0].head.outputs_to_proba(out))

@@ -1,0 +1,614 @@
+"""The experiment runner: actor-disjoint cross-validation, honest (nested) or the paper's
+optimistic selection, test evaluation, trivial baselines.
+
+Protocol (:func:`run_experiment`):
+
+1. The training clips (labelled, ``split == "train"``) keep their metadata folds (or get
+   actor-disjoint ones, :func:`blemore.dataset.ensure_folds`). Features of every source are
+   pooled and joined by clip id (:func:`blemore.features.load_features`).
+2. A *job* trains one head per fusion group on all training clips outside a set of folds
+   (transforms such as standardisation are fitted on those clips only) and records the
+   outputs on the left-out folds after every evaluated epoch.
+3. Selection of the training length (epoch), late-fusion weights and decoder parameters
+   (alpha, beta) maximises ``0.5 * ACC_presence + 0.5 * ACC_salience``:
+
+   * ``selection="nested"`` (default): for held-out fold ``k``, on the pooled outputs of the
+     inner folds ``j != k``, each predicted by a model trained without ``{j, k}``; the choice
+     is then applied unchanged to fold ``k``. The fold-``k`` outputs are read only to score.
+     Models trained without ``{j, k}`` serve both outer folds ``j`` and ``k``, so 5 folds need
+     15 trainings (5 outer + 10 pairs), not 25.
+   * ``selection="paper"``: on fold ``k`` itself, as the paper did (optimistic).
+
+4. Test: the epoch, weights and thresholds are chosen on the pooled out-of-fold outputs of
+   the 5 outer models; a final model is trained on all training clips for that many epochs,
+   the test clips are decoded with those thresholds, scored when labelled, and a challenge
+   submission is always produced.
+5. Trivial baselines: the most frequent single emotion and the most frequent blend
+   configuration of the training part, predicted for every clip of the evaluated part.
+
+The runner never branches on head names: heads come from the registry and bring their own
+decoder (:mod:`blemore.heads.base`).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+import zlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from blemore.config import ExperimentConfig
+from blemore.features import FeatureSet, TransformChain, load_features
+from blemore.fusion import Fusion, create_fusion
+from blemore.heads.base import DecoderFit, EvalSet, FitHistory, Head, TrainSpec, create_head
+from blemore.labels import (
+    EMOTIONS,
+    INVALID,
+    N_TARGETS,
+    TARGET_IS_BLEND,
+    TARGET_SOFT,
+    TARGET_TO_MASK,
+    TARGETS,
+)
+from blemore.metrics import score_codes
+from blemore.pooling import Pooling
+
+__all__ = [
+    "run_experiment", "train_model", "Experiment", "RunResult", "Selection", "Part", "Job",
+    "trivial_targets", "set_threads", "ExperimentError", "submission_dict",
+]
+
+
+class ExperimentError(ValueError):
+    """Inputs that cannot make an experiment (no clips, one fold, unlabelled training clips)."""
+
+
+def set_threads(n: int | None = None) -> int:
+    """Set torch's intra-op threads (default: the CPUs this process may use) and return it."""
+    import torch
+
+    if n is None:
+        try:
+            n = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            n = os.cpu_count() or 1
+    n = max(1, int(n))
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+# ----------------------------------------------------------------------------- data types
+@dataclass
+class Part:
+    """One trained head of one fusion group, with its fitted transforms."""
+
+    sources: tuple[str, ...]
+    chain: TransformChain
+    head: Head
+    history: FitHistory
+
+
+@dataclass
+class Job:
+    """Heads trained without the clips of folds ``exclude`` and their recorded outputs."""
+
+    exclude: frozenset
+    evals: dict[str, np.ndarray]  # eval name -> clip positions in the feature set
+    parts: list[Part]
+    seconds: float
+    train_clips: list[str] = field(default_factory=list)
+
+    def outputs(self, name: str) -> list[np.ndarray]:
+        """Per group: (E, n_clips, K) outputs on eval set ``name``."""
+        return [p.history.outputs[name] for p in self.parts]
+
+    @property
+    def epochs(self) -> list[int]:
+        return self.parts[0].history.epochs
+
+
+@dataclass
+class Selection:
+    """What selection chose, and the scores it saw on its own data."""
+
+    epoch: int
+    weights: list[float] | None
+    params: dict
+    acc_presence: float
+    acc_salience: float
+    score: float
+    curve: list[float] = field(default_factory=list)  # selection score per recorded epoch
+
+    def as_dict(self) -> dict:
+        return {"epoch": self.epoch, "weights": self.weights, "params": self.params,
+                "acc_presence": self.acc_presence, "acc_salience": self.acc_salience, "score": self.score}
+
+
+@dataclass
+class RunResult:
+    """Everything a run produced (see :func:`blemore.report.write_run` for the files)."""
+
+    config: ExperimentConfig
+    results: dict
+    predictions: pd.DataFrame
+    test_predictions: pd.DataFrame | None = None
+    submission: dict | None = None
+    model: Any = None  # blemore.bundle.ModelBundle when a final model was trained
+    pca: dict | None = None
+    selection_curves: dict = field(default_factory=dict)
+
+
+def _agg(values: Sequence[float]) -> dict:
+    v = np.asarray(values, dtype=np.float64)
+    return {"mean": float(v.mean()) if len(v) else 0.0, "std": float(v.std()) if len(v) else 0.0,
+            "folds": [float(x) for x in v]}
+
+
+def trivial_targets(train_target: np.ndarray) -> dict[str, int]:
+    """The trivial baselines' constant predictions from training targets: the most frequent
+    single emotion and the most frequent blend configuration (ties: lowest target index)."""
+    t = np.asarray(train_target)
+    counts = np.bincount(t[t >= 0], minlength=N_TARGETS)
+    single = int(np.argmax(counts[:6]))
+    blend = int(6 + np.argmax(counts[6:]))
+    return {"single": single, "blend": blend}
+
+
+def _codes_to_entries(mask: int, target: int) -> list[dict]:
+    if target != INVALID:
+        return TARGETS[int(target)].to_prediction()
+    emos = [e for i, e in enumerate(EMOTIONS) if mask >> i & 1] or ["neu"]
+    return [{"emotion": e, "salience": round(100.0 / len(emos), 1)} for e in emos]
+
+
+def submission_dict(clip_ids: Sequence[str], mask: np.ndarray, target: np.ndarray) -> dict:
+    """The challenge JSON ``{"predictions": {"<clip_id>.mov": [{"emotion", "salience"}, ...]}}``
+    (keys by :func:`blemore.submission.submission_key`)."""
+    from blemore.submission import make_submission
+
+    return make_submission({cid: _codes_to_entries(int(m), int(t)) for cid, m, t in zip(clip_ids, mask, target)})
+
+
+def _seed_for(base: int, exclude: frozenset, group: int) -> int:
+    key = ",".join(str(x) for x in sorted(exclude)) + f"|{group}"
+    return (int(base) * 1_000_003 + zlib.crc32(key.encode())) % (2**31 - 1)
+
+
+# ----------------------------------------------------------------------------- runner
+class Experiment:
+    """A prepared experiment: metadata, folds and joined features, ready to train jobs.
+
+    ``table`` / ``test_table`` / ``features`` may be given directly (e.g. by tests); otherwise
+    they are read from the config's paths.
+    """
+
+    def __init__(self, cfg: ExperimentConfig, *, table: pd.DataFrame | None = None,
+                 test_table: pd.DataFrame | None = None, features: FeatureSet | None = None,
+                 progress: bool = True, log: Callable[[str], None] | None = None):
+        self.cfg = cfg
+        self.progress = progress
+        self.log = log or (lambda msg: None)
+        self.spec: TrainSpec = cfg.train_spec()
+        self.pooling = Pooling(kind=cfg.pooling, window=cfg.window, stride=cfg.stride)
+        self.fusion: Fusion = create_fusion(cfg.fusion, **cfg.fusion_options)
+        self.threads = set_threads(cfg.threads)
+        self._prepare(table, test_table, features)
+        probe = create_head(cfg.head, **cfg.head_options)
+        w = tuple(cfg.score_weights)
+        self.decoder = probe.decoder(cfg.alphas, cfg.betas, w)  # type: ignore[arg-type]
+        self.probe = probe
+        self.jobs: dict[frozenset, Job] = {}
+        self._bar = None
+
+    # -- preparation --------------------------------------------------------------------
+    def _prepare(self, table, test_table, features) -> None:
+        from blemore.dataset import ensure_folds, load_metadata
+
+        cfg = self.cfg
+        if table is None:
+            if not cfg.metadata:
+                raise ExperimentError("no training metadata given (metadata = train_metadata.csv)")
+            table = load_metadata(cfg.metadata)
+        if test_table is None and cfg.test_metadata:
+            test_table = load_metadata(cfg.test_metadata, split="test")
+        train = table[table["split"] == "train"].reset_index(drop=True)
+        unlabelled = train["clip_id"][train["target"] < 0].tolist()
+        if unlabelled:
+            raise ExperimentError(f"{len(unlabelled)} training clip(s) have no label, e.g. {unlabelled[:5]}")
+        if len(train) == 0:
+            raise ExperimentError("the metadata has no training clips")
+        gcol = "gender" if "gender" in train.columns and train["gender"].notna().all() else None
+        train = ensure_folds(train, k=cfg.folds, seed=cfg.fold_seed, gender_column=gcol)
+        test = None if test_table is None else test_table.reset_index(drop=True)
+        if test is not None:
+            clash = set(test["clip_id"]) & set(train["clip_id"])
+            if clash:
+                raise ExperimentError(f"{len(clash)} clip(s) are both training and test clips, e.g. {sorted(clash)[:5]}")
+        ids = train["clip_id"].tolist() + ([] if test is None else test["clip_id"].tolist())
+        if features is None:
+            if not cfg.features:
+                raise ExperimentError("no feature source given")
+            features = load_features(cfg.features, ids, self.pooling, missing=cfg.missing, progress=self.progress)
+        else:
+            features = features.subset([c for c in ids if c in features.index])
+        self.features = features
+        kept = set(features.clip_ids)
+        self.dropped = [c for c in ids if c not in kept]
+        train = train[train["clip_id"].isin(kept)].reset_index(drop=True)
+        if test is not None:
+            test = test[test["clip_id"].isin(kept)].reset_index(drop=True)
+        self.train_table, self.test_table = train, test
+        self.train_pos = np.array([features.index[c] for c in train["clip_id"]], dtype=np.int64)
+        self.test_pos = None if test is None else np.array([features.index[c] for c in test["clip_id"]], dtype=np.int64)
+        n = len(features)
+        self.target = np.full(n, INVALID, dtype=np.int64)
+        self.target[self.train_pos] = train["target"].to_numpy()
+        if test is not None:
+            self.target[self.test_pos] = test["target"].to_numpy()
+        self.fold = np.full(n, -1, dtype=np.int64)
+        self.fold[self.train_pos] = train["fold"].to_numpy()
+        self.actor = np.array([None] * n, dtype=object)
+        self.actor[self.train_pos] = train["actor"].to_numpy()
+        if test is not None:
+            self.actor[self.test_pos] = test["actor"].to_numpy()
+        self.clip_ids = np.array(features.clip_ids, dtype=object)
+        self.folds = sorted(int(f) for f in np.unique(self.fold[self.train_pos]))
+        if len(self.folds) < 2:
+            raise ExperimentError(f"cross-validation needs at least 2 folds, the training clips have {self.folds}")
+        self.groups = self.fusion.groups(features.sources)
+        self.test_labelled = bool(test is not None and len(test) and (test["target"] >= 0).all())
+
+    def fold_positions(self, k: int) -> np.ndarray:
+        return self.train_pos[self.fold[self.train_pos] == k]
+
+    def positions_without(self, exclude: frozenset) -> np.ndarray:
+        return self.train_pos[~np.isin(self.fold[self.train_pos], list(exclude))]
+
+    # -- training -----------------------------------------------------------------------
+    def _rows(self, sources: Sequence[str], pos: np.ndarray):
+        X, owner = self.features.rows(sources, pos)
+        rows_clip = pos if owner is None else pos[owner]
+        return X, owner, rows_clip
+
+    def train_job(self, exclude: frozenset, evals: Mapping[str, np.ndarray], spec: TrainSpec | None = None,
+                  train_pos: np.ndarray | None = None) -> Job:
+        """Train one head per fusion group on the training clips outside folds ``exclude``
+        (or on ``train_pos``) and record outputs on ``evals`` (name -> clip positions)."""
+        spec = spec or self.spec
+        t0 = time.perf_counter()
+        pos = self.positions_without(exclude) if train_pos is None else np.asarray(train_pos)
+        if len(pos) == 0:
+            raise ExperimentError(f"no training clips left without folds {sorted(exclude)}")
+        overlap = [n for n, e in evals.items() if np.isin(e, pos).any()]
+        if overlap:
+            raise ExperimentError(f"eval set(s) {overlap} share clips with the training clips")
+        parts = []
+        for gi, sources in enumerate(self.groups):
+            X, _, rc = self._rows(sources, pos)
+            chain = TransformChain(self.cfg.transforms)
+            X = chain.fit_transform(X, clip_ids=self.clip_ids[rc].tolist(), groups=self.actor[rc].tolist())
+            eval_sets = {}
+            for name, epos in evals.items():
+                Xe, own, erc = self._rows(sources, epos)
+                Xe = chain.transform(Xe, clip_ids=self.clip_ids[erc].tolist(), groups=self.actor[erc].tolist())
+                eval_sets[name] = EvalSet(Xe, own)
+            head = create_head(self.cfg.head, **self.cfg.head_options)
+            tgt = self.target[rc]
+            hist = head.fit(X, TARGET_SOFT[tgt].astype(np.float32), target=tgt, groups=self.actor[rc],
+                            eval_sets=eval_sets, spec=spec, seed=_seed_for(self.cfg.seed, exclude, gi),
+                            progress=self._tick)
+            parts.append(Part(tuple(sources), chain, head, hist))
+        job = Job(frozenset(exclude), dict(evals), parts, time.perf_counter() - t0,
+                  self.clip_ids[pos].tolist())
+        return job
+
+    def _tick(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def _job(self, exclude: frozenset, evals: Mapping[str, np.ndarray]) -> Job:
+        if exclude not in self.jobs:
+            self.jobs[exclude] = self.train_job(exclude, evals)
+        return self.jobs[exclude]
+
+    # -- selection ----------------------------------------------------------------------
+    def select(self, outputs: Sequence[np.ndarray], true_target: np.ndarray, epochs: Sequence[int]) -> Selection:
+        """Choose epoch, fusion weights and decoder parameters on labelled outputs
+        (one (E, n, K) array per fusion group); the first best epoch wins."""
+        best: tuple[float, int, Any, DecoderFit] | None = None
+        curve = []
+        for e in range(len(epochs)):
+            per_group = [o[e] for o in outputs]
+            w = self.fusion.select_weights(per_group, true_target, self.probe, self.decoder)
+            comb = self.fusion.combine(per_group, w, self.probe)
+            fit = self.decoder.calibrate(comb, true_target)
+            curve.append(fit.score)
+            if best is None or fit.score > best[0] + 1e-12:
+                best = (fit.score, e, w, fit)
+        assert best is not None
+        _, e, w, fit = best
+        return Selection(int(epochs[e]), None if w is None else [float(x) for x in w], dict(fit.params),
+                         fit.acc_presence, fit.acc_salience, fit.score, curve)
+
+    def apply(self, outputs: Sequence[np.ndarray], epochs: Sequence[int], sel: Selection):
+        """Combined outputs at the selected epoch and their ``(mask, target)`` codes."""
+        i = list(epochs).index(sel.epoch)
+        comb = self.fusion.combine([o[i] for o in outputs], sel.weights, self.probe)
+        mask, target = self.decoder.decode(comb, sel.params)
+        return comb, mask, target
+
+    # -- protocol -----------------------------------------------------------------------
+    def plan(self, nested: bool) -> list[tuple[frozenset, dict[str, np.ndarray]]]:
+        """The jobs cross-validation needs (outer jobs first)."""
+        jobs = [(frozenset({k}), {f"fold{k}": self.fold_positions(k)}) for k in self.folds]
+        if nested:
+            for a in range(len(self.folds)):
+                for b in range(a + 1, len(self.folds)):
+                    j, k = self.folds[a], self.folds[b]
+                    jobs.append((frozenset({j, k}), {f"fold{j}": self.fold_positions(j),
+                                                     f"fold{k}": self.fold_positions(k)}))
+        return jobs
+
+    def cross_validate(self, nested: bool | None = None) -> dict:
+        """Run the CV jobs and the per-fold selection; returns per-fold records."""
+        nested = (self.cfg.selection == "nested") if nested is None else nested
+        plan = [p for p in self.plan(nested) if p[0] not in self.jobs]
+        n_parts = len(self.groups)
+        if plan:
+            self._open_bar(len(plan) * n_parts * self.spec.epochs, "cross-validation")
+            try:
+                for exclude, evals in plan:
+                    self._job(exclude, evals)
+            finally:
+                self._close_bar()
+        folds = []
+        for k in self.folds:
+            outer = self.jobs[frozenset({k})]
+            pos_k = self.fold_positions(k)
+            true_k = self.target[pos_k]
+            if nested:
+                inner_out: list[list[np.ndarray]] = [[] for _ in self.groups]
+                inner_true = []
+                for j in self.folds:
+                    if j == k:
+                        continue
+                    job = self.jobs[frozenset({j, k})]
+                    for g, o in enumerate(job.outputs(f"fold{j}")):
+                        inner_out[g].append(o)
+                    inner_true.append(self.target[self.fold_positions(j)])
+                sel = self.select([np.concatenate(o, axis=1) for o in inner_out], np.concatenate(inner_true),
+                                  outer.epochs)
+            else:
+                sel = self.select(outer.outputs(f"fold{k}"), true_k, outer.epochs)
+            comb, mask, target = self.apply(outer.outputs(f"fold{k}"), outer.epochs, sel)
+            s = score_codes(mask, target, true_k)
+            folds.append({"fold": k, "positions": pos_k, "outputs": comb, "mask": mask, "target": target,
+                          "score": s, "selection": sel, "seconds": outer.seconds})
+        return {"nested": nested, "folds": folds}
+
+    def final_selection(self) -> Selection:
+        """Epoch, weights and thresholds chosen on the pooled out-of-fold outputs of the outer
+        models (never on test clips)."""
+        outs: list[list[np.ndarray]] = [[] for _ in self.groups]
+        true = []
+        epochs = None
+        for k in self.folds:
+            job = self.jobs[frozenset({k})]
+            epochs = job.epochs
+            for g, o in enumerate(job.outputs(f"fold{k}")):
+                outs[g].append(o)
+            true.append(self.target[self.fold_positions(k)])
+        return self.select([np.concatenate(o, axis=1) for o in outs], np.concatenate(true), epochs or [])
+
+    def train_final(self, sel: Selection) -> Job:
+        """Train on all training clips for ``sel.epoch`` epochs (outputs on test clips, if any)."""
+        spec = replace(self.spec, epochs=sel.epoch, eval_every=sel.epoch, min_epochs=1)
+        evals = {} if self.test_pos is None or len(self.test_pos) == 0 else {"test": self.test_pos}
+        self._open_bar(len(self.groups) * sel.epoch, "final model")
+        try:
+            return self.train_job(frozenset(), evals, spec=spec)
+        finally:
+            self._close_bar()
+
+    def _open_bar(self, total: int, desc: str) -> None:
+        if not self.progress:
+            return
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=total, desc=desc, unit="epoch", file=sys.stderr, dynamic_ncols=True)
+
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    # -- trivial baselines ----------------------------------------------------------------
+    def trivial(self, cv: dict) -> dict:
+        out: dict[str, dict] = {"single": {}, "blend": {}}
+        per = {"single": ([], []), "blend": ([], [])}
+        for f in cv["folds"]:
+            k = f["fold"]
+            consts = trivial_targets(self.target[self.positions_without(frozenset({k}))])
+            true_k = self.target[f["positions"]]
+            for name, t in consts.items():
+                pt = np.full(len(true_k), t, dtype=np.int64)
+                s = score_codes(TARGET_TO_MASK[pt], pt, true_k)
+                per[name][0].append(s["acc_presence"])
+                per[name][1].append(s["acc_salience"])
+        consts_all = trivial_targets(self.target[self.train_pos])
+        for name in ("single", "blend"):
+            out[name] = {"acc_presence": _agg(per[name][0]), "acc_salience": _agg(per[name][1]),
+                         "prediction": TARGETS[consts_all[name]].name()}
+            if self.test_labelled:
+                tt = self.target[self.test_pos]
+                pt = np.full(len(tt), consts_all[name], dtype=np.int64)
+                s = score_codes(TARGET_TO_MASK[pt], pt, tt)
+                out[name]["test"] = {"acc_presence": s["acc_presence"], "acc_salience": s["acc_salience"]}
+        return out
+
+
+# ----------------------------------------------------------------------------- entry points
+def _prediction_frame(exp: Experiment, pos: np.ndarray, outputs: np.ndarray, mask: np.ndarray,
+                      target: np.ndarray, extra: Mapping[str, Any]) -> pd.DataFrame:
+    proba = exp.probe.outputs_to_proba(outputs)
+    true = exp.target[pos]
+    df = pd.DataFrame({
+        "clip_id": exp.clip_ids[pos],
+        "actor": exp.actor[pos],
+        **{k: v for k, v in extra.items()},
+        "true": [TARGETS[t].name() if t >= 0 else "" for t in true],
+        "pred": [TARGETS[t].name() if t >= 0 else "+".join(e for i, e in enumerate(EMOTIONS) if m >> i & 1)
+                 for m, t in zip(mask, target)],
+        "true_target": true,
+        "pred_target": target,
+        "pred_mask": mask,
+    })
+    for i, e in enumerate(EMOTIONS):
+        df[f"p_{e}"] = np.round(proba[:, i].astype(np.float64), 6)
+    return df
+
+
+def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, table: pd.DataFrame | None = None,
+                   test_table: pd.DataFrame | None = None, features: FeatureSet | None = None,
+                   final: bool | None = None, write: bool = True) -> RunResult:
+    """Run the whole protocol for one config and (when ``cfg.out`` is set and ``write``)
+    write the run folder (:func:`blemore.report.write_run`).
+
+    ``final`` trains the final model on all training clips (default: when there are test
+    clips or ``cfg.model_dir`` is set).
+    """
+    cfg.validate(partial=features is not None)
+    t_start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exp = Experiment(cfg, table=table, test_table=test_table, features=features, progress=progress)
+    feature_warnings = [str(w.message) for w in caught]
+    for msg in feature_warnings:
+        warnings.warn(msg, stacklevel=2)
+    t_cv = time.perf_counter()
+    cv = exp.cross_validate()
+    cv_seconds = time.perf_counter() - t_cv
+    folds = cv["folds"]
+    val = {
+        "acc_presence": _agg([f["score"]["acc_presence"] for f in folds]),
+        "acc_salience": _agg([f["score"]["acc_salience"] for f in folds]),
+        "selection": cfg.selection,
+        "folds": [{
+            "fold": f["fold"], "n_clips": f["score"]["n_clips"], "n_blends": f["score"]["n_blends"],
+            "acc_presence": f["score"]["acc_presence"], "acc_salience": f["score"]["acc_salience"],
+            "epoch": f["selection"].epoch, "params": f["selection"].params, "weights": f["selection"].weights,
+            "selection_score": f["selection"].score, "train_seconds": round(f["seconds"], 3),
+        } for f in folds],
+    }
+    pos_all = np.concatenate([f["positions"] for f in folds])
+    mask_all = np.concatenate([f["mask"] for f in folds])
+    tgt_all = np.concatenate([f["target"] for f in folds])
+    pooled = score_codes(mask_all, tgt_all, exp.target[pos_all])
+    val["pooled"] = {"acc_presence": pooled["acc_presence"], "acc_salience": pooled["acc_salience"],
+                     "n_clips": pooled["n_clips"], "n_blends": pooled["n_blends"]}
+    from blemore.metrics import per_class, per_configuration
+
+    preds = pd.concat([
+        _prediction_frame(exp, f["positions"], f["outputs"], f["mask"], f["target"],
+                          {"fold": f["fold"], "epoch": f["selection"].epoch})
+        for f in folds], ignore_index=True)
+    results: dict[str, Any] = {
+        "run": cfg.run_name(),
+        "features": [Path(f).name for f in cfg.features] or exp.features.sources,
+        "head": cfg.head, "preset": cfg.preset, "selection": cfg.selection,
+        "fusion": exp.fusion.as_dict() if len(exp.features.sources) > 1 else None,
+        "pooling": exp.pooling.as_dict(),
+        "transforms": TransformChain(cfg.transforms).specs(),
+        "validation": val,
+        "trivial": exp.trivial(cv),
+        "per_configuration": per_configuration(mask_all, tgt_all, exp.target[pos_all]),
+        "per_class": per_class(mask_all, tgt_all, exp.target[pos_all]),
+        "data": {"train_clips": len(exp.train_pos), "train_actors": int(pd.Series(exp.actor[exp.train_pos]).nunique()),
+                 "folds": exp.folds, "test_clips": 0 if exp.test_pos is None else len(exp.test_pos),
+                 "dropped_clips": exp.dropped, "missing": exp.features.missing.as_dict(),
+                 "feature_dims": {s: exp.features.dim(s) for s in exp.features.sources}},
+        "train_spec": exp.spec.as_dict(),
+        "threads": exp.threads,
+    }
+    if feature_warnings:
+        results["warnings"] = feature_warnings
+    curves = {f"fold{f['fold']}": f["selection"].curve for f in folds}
+
+    want_final = final if final is not None else (exp.test_pos is not None or bool(cfg.model_dir))
+    test_df = submission = model = None
+    if want_final:
+        t_fin = time.perf_counter()
+        sel = exp.final_selection()
+        job = exp.train_final(sel)
+        results["final"] = {"selection": sel.as_dict(), "train_clips": len(exp.train_pos),
+                            "train_seconds": round(time.perf_counter() - t_fin, 3),
+                            "selected_on": "pooled out-of-fold outputs of the outer CV models"}
+        from blemore.bundle import ModelBundle
+
+        model = ModelBundle.from_job(exp, job, sel)
+        if exp.test_pos is not None and len(exp.test_pos):
+            outs = job.outputs("test")
+            comb, mask, target = exp.apply(outs, job.epochs, sel)
+            test_df = _prediction_frame(exp, exp.test_pos, comb, mask, target, {})
+            submission = submission_dict(exp.clip_ids[exp.test_pos].tolist(), mask, target)
+            if exp.test_labelled:
+                s = score_codes(mask, target, exp.target[exp.test_pos])
+                results["test"] = {"acc_presence": s["acc_presence"], "acc_salience": s["acc_salience"],
+                                   "n_clips": s["n_clips"], "n_blends": s["n_blends"], "epoch": sel.epoch,
+                                   "params": sel.params}
+            else:
+                results["test_unlabelled"] = {"n_clips": len(exp.test_pos)}
+    results["timing"] = {"total_seconds": round(time.perf_counter() - t_start, 3),
+                         "cv_seconds": round(cv_seconds, 3),
+                         "cv_seconds_per_fold": round(cv_seconds / len(exp.folds), 3),
+                         "trainings": len(exp.jobs)}
+    pca = None
+    if cfg.plots:
+        src = exp.groups[0]
+        X, owner = exp.features.rows(src, exp.train_pos)
+        if owner is not None:
+            from blemore.heads.base import aggregate_rows
+
+            X = aggregate_rows(np.nan_to_num(X), owner, len(exp.train_pos))
+        pca = {"X": X, "actor": exp.actor[exp.train_pos], "target": exp.target[exp.train_pos],
+               "sources": list(src)}
+    result = RunResult(cfg, results, preds, test_df, submission, model, pca, curves)
+    if write and cfg.out:
+        from blemore.report import write_run
+
+        write_run(result, cfg.out)
+    if model is not None and cfg.model_dir:
+        model.save(cfg.model_dir)
+    return result
+
+
+def train_model(cfg: ExperimentConfig, *, progress: bool = True, table: pd.DataFrame | None = None,
+                features: FeatureSet | None = None):
+    """Train a deployable model on all labelled training clips: the outer CV models choose the
+    epoch, fusion weights and thresholds (pooled out-of-fold), then one model is trained on
+    everything. Returns a :class:`blemore.bundle.ModelBundle` (saved to ``cfg.model_dir`` when set)
+    with the out-of-fold scores in ``bundle.info["cv"]``."""
+    from blemore.bundle import ModelBundle
+
+    cfg.validate(partial=features is not None)
+    exp = Experiment(cfg.replace(test_metadata=None), table=table, features=features, progress=progress)
+    cv = exp.cross_validate(nested=False)
+    sel = exp.final_selection()
+    job = exp.train_final(sel)
+    model = ModelBundle.from_job(exp, job, sel)
+    model.info["cv"] = {
+        "selection": "pooled out-of-fold (the epoch and thresholds were chosen on these same outputs)",
+        "acc_presence": sel.acc_presence, "acc_salience": sel.acc_salience,
+        "folds": [{"fold": f["fold"], **{k: f["score"][k] for k in ("acc_presence", "acc_salience")}}
+                  for f in cv["folds"]],
+    }
+    if cfg.model_dir:
+        model.save(cfg.model_dir)
+    return model

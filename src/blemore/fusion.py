@@ -1,0 +1,118 @@
+"""Combining several feature sources.
+
+* **early** fusion: one head on the concatenation of the sources' pooled features. Each
+  source is standardised with statistics of the training clips only (column-wise z-scores,
+  so standardising each source and then concatenating is the same as standardising the
+  concatenation); the join is by clip id (:func:`blemore.features.join`), never by order.
+* **late** fusion: one head per source; their per-clip outputs are combined by a weighted
+  mean of probabilities (``mode="prob"``) or of logits (``mode="logit"``).
+
+A fusion strategy tells the runner how to group sources into heads (:meth:`Fusion.groups`),
+how to choose combination weights from labelled outputs (:meth:`Fusion.select_weights`;
+the runner only ever passes outputs of clips outside the held-out fold), and how to
+combine outputs (:meth:`Fusion.combine`). New strategies (e.g. late fusion with weights
+learned on inner folds) register with :func:`register_fusion`.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+__all__ = ["Fusion", "EarlyFusion", "LateFusion", "register_fusion", "create_fusion", "list_fusions",
+           "early_fusion", "late_fusion"]
+
+
+def early_fusion(blocks: Sequence[np.ndarray]) -> np.ndarray:
+    """Concatenate row-aligned feature blocks ``[(N, F1), (N, F2), ...] -> (N, F1 + F2 + ...)``."""
+    if not blocks:
+        raise ValueError("nothing to fuse")
+    n = {len(b) for b in blocks}
+    if len(n) != 1:
+        raise ValueError(f"blocks must have the same number of rows, got {[len(b) for b in blocks]}")
+    return np.concatenate([np.asarray(b, dtype=np.float32) for b in blocks], axis=1)
+
+
+def late_fusion(outputs: Sequence[np.ndarray], weights: Sequence[float] | None = None, mode: str = "prob") -> np.ndarray:
+    """Weighted mean of per-source probabilities (``prob``) or logits (``logit``)."""
+    from blemore.heads.base import fuse_probabilities
+
+    return fuse_probabilities(outputs, weights, mode)
+
+
+class Fusion:
+    """Base strategy. ``name`` is the registry key."""
+
+    name: str = ""
+
+    def __init__(self, **options: Any):
+        self.options = dict(options)
+
+    def groups(self, sources: Sequence[str]) -> list[tuple[str, ...]]:
+        """Which sources go into each head."""
+        raise NotImplementedError
+
+    def select_weights(self, outputs: Sequence[np.ndarray], true_target: np.ndarray, head, decoder) -> list[float] | None:
+        """Combination weights chosen from labelled outputs (one array per group)."""
+        return None
+
+    def combine(self, outputs: Sequence[np.ndarray], weights: Sequence[float] | None, head) -> np.ndarray:
+        """One per-clip output array from the groups' outputs."""
+        if len(outputs) == 1:
+            return outputs[0]
+        return head.fuse(outputs, weights, self.options.get("mode", "prob"))
+
+    def as_dict(self) -> dict:
+        return {"kind": self.name, **self.options}
+
+
+_FUSIONS: dict[str, type[Fusion]] = {}
+
+
+def register_fusion(name: str) -> Callable[[type[Fusion]], type[Fusion]]:
+    def deco(cls: type[Fusion]) -> type[Fusion]:
+        cls.name = name
+        _FUSIONS[name] = cls
+        return cls
+
+    return deco
+
+
+def list_fusions() -> list[str]:
+    return sorted(_FUSIONS)
+
+
+def create_fusion(name: str, **options: Any) -> Fusion:
+    try:
+        cls = _FUSIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown fusion {name!r}; expected one of {', '.join(sorted(_FUSIONS))}") from None
+    return cls(**options)
+
+
+@register_fusion("early")
+class EarlyFusion(Fusion):
+    """All sources in one head (concatenated after per-source standardisation)."""
+
+    def groups(self, sources):
+        return [tuple(sources)]
+
+
+@register_fusion("late")
+class LateFusion(Fusion):
+    """One head per source; outputs averaged with fixed ``weights`` (default equal) in
+    ``mode`` ``"prob"`` or ``"logit"``."""
+
+    def __init__(self, weights: Sequence[float] | None = None, mode: str = "prob", **options: Any):
+        if mode not in ("prob", "logit"):
+            raise ValueError(f"late fusion mode must be 'prob' or 'logit', got {mode!r}")
+        super().__init__(weights=None if weights is None else [float(w) for w in weights], mode=mode, **options)
+
+    def groups(self, sources):
+        return [(s,) for s in sources]
+
+    def select_weights(self, outputs, true_target, head, decoder):
+        w = self.options.get("weights")
+        if w is not None and len(w) != len(outputs):
+            raise ValueError(f"late fusion has {len(w)} weights for {len(outputs)} sources")
+        return w

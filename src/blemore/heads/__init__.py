@@ -1,0 +1,32 @@
+"""Prediction heads and their registry.
+
+``create_head("mlp-512")`` builds a registered head; ``list_heads()`` names them all.
+Built-in heads: ``linear``, ``mlp-256``, ``mlp-512`` (the paper's, :mod:`blemore.heads.mlp`).
+Add a head by subclassing :class:`~blemore.heads.base.Head` (or ``TorchHead``) in a module
+of this package, decorating it with :func:`register_head`, and importing the module below.
+"""
+from blemore.heads.base import (  # noqa: F401
+    ArgmaxTargetDecoder,
+    Decoder,
+    DecoderFit,
+    EvalSet,
+    FitHistory,
+    Head,
+    HeadError,
+    ThresholdDecoder,
+    TorchHead,
+    TrainSpec,
+    aggregate_rows,
+    create_head,
+    fuse_probabilities,
+    head_class,
+    list_heads,
+    register_head,
+)
+from blemore.heads import mlp  # noqa: F401,E402  (registers linear, mlp-256, mlp-512)
+
+__all__ = [
+    "ArgmaxTargetDecoder", "Decoder", "DecoderFit", "EvalSet", "FitHistory", "Head", "HeadError",
+    "ThresholdDecoder", "TorchHead", "TrainSpec", "aggregate_rows", "create_head", "fuse_probabilities",
+    "head_class", "list_heads", "register_head",
+]

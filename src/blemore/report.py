@@ -1,0 +1,352 @@
+"""Run folders: results.json, results.md, predictions, plots; and side-by-side reports.
+
+:func:`write_run` writes, under the run folder::
+
+    config.json                  the resolved configuration (preset values included)
+    results.json                 validation {acc_presence, acc_salience: {mean, std, folds}},
+                                 test (when labelled), trivial {single, blend}, per fold,
+                                 per configuration, per class, timing
+    results.md                   tables shaped like the paper's Tables 2 (validation) and 3 (test)
+    predictions/validation.csv   per clip: fold, epoch, true and predicted label, probabilities
+    predictions/test.csv         the same for test clips (when there are test clips)
+    submission.json / .zip       challenge predictions for the test clips (when there are any)
+    plots/confusion.png          confusion matrix over the 36 composite labels (validation)
+    plots/confusion_test.png     the same on test (when labelled)
+    plots/per_configuration.png  blends: true ratio vs predicted ratio / wrong pair / single
+    plots/pca.png                PCA of pooled features, raw and per-actor normalised, by emotion
+    plots/selection.png          selection score per epoch (the curve the epoch was chosen on)
+
+:func:`compare_runs` reads several run folders (``blemore report RUN_DIR...``) into one table.
+All files are written atomically.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from blemore.labels import EMOTION_NAMES, EMOTIONS, TARGET_NAMES, TARGETS
+
+__all__ = ["write_run", "compare_runs", "format_compare", "results_markdown", "load_results", "fmt_pm"]
+
+
+def _atomic_write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def fmt_pm(d: Mapping | float | None, digits: int = 3) -> str:
+    """``0.345 ± 0.035`` from ``{mean, std}``, or a plain number."""
+    if d is None:
+        return "-"
+    if isinstance(d, Mapping):
+        return f"{d['mean']:.{digits}f} ± {d['std']:.{digits}f}"
+    return f"{float(d):.{digits}f}"
+
+
+# ----------------------------------------------------------------------------- markdown
+def results_markdown(res: Mapping) -> str:
+    """``results.md``: the paper-shaped tables plus per-fold and per-configuration detail."""
+    feats = " + ".join(res.get("features") or [])
+    val = res["validation"]
+    triv = res["trivial"]
+    sel = res.get("selection", val.get("selection"))
+    sel_txt = ("nested: epoch and thresholds chosen on inner folds of the training part only, "
+               "then applied unchanged to the held-out fold" if sel == "nested" else
+               "paper: best epoch and thresholds chosen on the validation fold itself (optimistic, as published)")
+    lines = [f"# {res.get('run', 'run')}", ""]
+    lines += [f"- features: {feats}", f"- head: {res.get('head')}, preset: {res.get('preset')}",
+              f"- selection: {sel_txt}",
+              f"- pooling: {res.get('pooling', {}).get('kind', 'stats')}"
+              + (f", fusion: {res['fusion']['kind']}" if res.get("fusion") else ""),
+              f"- transforms: {', '.join(t['name'] for t in res.get('transforms', []))}",
+              f"- data: {res['data']['train_clips']} training clips, {res['data']['train_actors']} actors, "
+              f"folds {res['data']['folds']}, {res['data']['test_clips']} test clips", ""]
+    n = len(val["acc_presence"]["folds"])
+    lines += [f"## Validation ({n}-fold actor-disjoint cross-validation, mean ± std over folds)", "",
+              "| Features | Head | Presence accuracy | Salience accuracy |", "|---|---|---|---|",
+              f"| {feats} | {res.get('head')} | {fmt_pm(val['acc_presence'])} | {fmt_pm(val['acc_salience'])} |",
+              f"| trivial: most frequent single emotion ({triv['single'].get('prediction', '')}) | - | "
+              f"{fmt_pm(triv['single']['acc_presence'])} | {fmt_pm(triv['single']['acc_salience'])} |",
+              f"| trivial: most frequent blend configuration ({triv['blend'].get('prediction', '')}) | - | "
+              f"{fmt_pm(triv['blend']['acc_presence'])} | {fmt_pm(triv['blend']['acc_salience'])} |", ""]
+    if "test" in res:
+        t = res["test"]
+        lines += ["## Test (trained on all training clips; epoch and thresholds from cross-validation)", "",
+                  "| Features | Presence accuracy | Salience accuracy |", "|---|---|---|",
+                  f"| {feats} | {t['acc_presence']:.3f} | {t['acc_salience']:.3f} |"]
+        for name, what in (("single", "most frequent single emotion"), ("blend", "most frequent blend configuration")):
+            if "test" in triv[name]:
+                lines.append(f"| trivial: {what} | {triv[name]['test']['acc_presence']:.3f} | "
+                             f"{triv[name]['test']['acc_salience']:.3f} |")
+        lines.append("")
+    elif "test_unlabelled" in res:
+        lines += ["## Test", "", f"{res['test_unlabelled']['n_clips']} unlabelled test clips: predictions in "
+                  "`submission.json` / `submission.zip` (score them on CodaBench).", ""]
+    lines += ["## Per fold", "", "| fold | clips | blends | presence | salience | epoch | decoder | selection score |",
+              "|---|---|---|---|---|---|---|---|"]
+    for f in val["folds"]:
+        params = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in f["params"].items()) or "-"
+        lines.append(f"| {f['fold']} | {f['n_clips']} | {f['n_blends']} | {f['acc_presence']:.3f} | "
+                     f"{f['acc_salience']:.3f} | {f['epoch']} | {params} | {f['selection_score']:.3f} |")
+    p = val.get("pooled")
+    if p:
+        lines += ["", f"Pooled over all validation clips: presence {p['acc_presence']:.3f}, "
+                  f"salience {p['acc_salience']:.3f} ({p['n_clips']} clips, {p['n_blends']} blends)."]
+    pc = res.get("per_configuration")
+    if pc:
+        lines += ["", "## Per configuration (validation blends; ratio in the pair's canonical order)", "",
+                  "| true \\ predicted | " + " | ".join(pc["cols"]) + " | n | correct |",
+                  "|---" * (len(pc["cols"]) + 3) + "|"]
+        for r, row in zip(pc["rows"], pc["counts"]):
+            tot = sum(row)
+            i = pc["rows"].index(r)
+            acc = row[i] / tot if tot else 0.0
+            lines.append(f"| {r} | " + " | ".join(str(v) for v in row) + f" | {tot} | {acc:.3f} |")
+    tm = res.get("timing")
+    if tm:
+        lines += ["", f"Timing: {tm['total_seconds']:.1f} s in all, cross-validation {tm['cv_seconds']:.1f} s "
+                  f"({tm['cv_seconds_per_fold']:.1f} s per fold, {tm['trainings']} trainings)."]
+    if res.get("warnings"):
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in res["warnings"]]
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- plots
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_fig(fig, path: Path) -> None:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _atomic_write(path, buf.getvalue())
+
+
+def plot_confusion(true_target: np.ndarray, pred_target: np.ndarray, path: Path, title: str) -> None:
+    """Row-normalised 36 x 37 confusion matrix over composite labels."""
+    from blemore.metrics import CONFUSION_COLUMNS, confusion_matrix
+
+    plt = _plt()
+    cm = confusion_matrix(pred_target, true_target).astype(np.float64)
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(13, 11))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(CONFUSION_COLUMNS)), CONFUSION_COLUMNS, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(TARGET_NAMES)), TARGET_NAMES, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for i in range(norm.shape[0]):
+        for j in range(norm.shape[1]):
+            if cm[i, j] > 0 and norm[i, j] >= 0.15:
+                ax.text(j, i, f"{norm[i, j]:.2f}"[1:] if norm[i, j] < 1 else "1", ha="center", va="center",
+                        fontsize=5, color="white" if norm[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.03)
+    _save_fig(fig, path)
+    plt.close(fig)
+
+
+def plot_per_configuration(pc: Mapping, path: Path) -> None:
+    plt = _plt()
+    counts = np.asarray(pc["counts"], dtype=np.float64)
+    rows = counts.sum(axis=1, keepdims=True)
+    norm = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    ax.imshow(norm, cmap="Oranges", vmin=0, vmax=1)
+    ax.set_xticks(range(len(pc["cols"])), pc["cols"])
+    ax.set_yticks(range(len(pc["rows"])), [f"true {r}" for r in pc["rows"]])
+    for i in range(norm.shape[0]):
+        for j in range(norm.shape[1]):
+            ax.text(j, i, f"{norm[i, j]:.2f}\n({int(counts[i, j])})", ha="center", va="center", fontsize=8)
+    ax.set_title("Blends: predicted ratio (right pair) or error")
+    _save_fig(fig, path)
+    plt.close(fig)
+
+
+def _pca2(X: np.ndarray) -> np.ndarray:
+    X = X - X.mean(axis=0)
+    u, s, _ = np.linalg.svd(X, full_matrices=False)
+    return u[:, :2] * s[:2]
+
+
+def per_actor_normalise(X: np.ndarray, actors: Sequence[Any]) -> np.ndarray:
+    """z-score every column within each actor (the paper's normalisation for its PCA plots)."""
+    X = np.asarray(X, dtype=np.float64).copy()
+    actors = np.asarray(actors, dtype=object)
+    for a in set(actors.tolist()):
+        m = actors == a
+        mu = X[m].mean(axis=0)
+        sd = X[m].std(axis=0)
+        X[m] = (X[m] - mu) / np.where(sd < 1e-12, 1.0, sd)
+    return X
+
+
+def plot_pca(X: np.ndarray, actors: Sequence[Any], target: np.ndarray, path: Path, title: str = "") -> None:
+    """Two panels: PCA of globally standardised pooled features, and of per-actor normalised
+    ones; single-emotion clips coloured by emotion, blends in grey."""
+    plt = _plt()
+    X = np.nan_to_num(np.asarray(X, dtype=np.float64))
+    sd = X.std(axis=0)
+    glob = (X - X.mean(axis=0)) / np.where(sd < 1e-12, 1.0, sd)
+    panels = [("standardised", glob), ("per-actor normalised", per_actor_normalise(X, actors))]
+    target = np.asarray(target)
+    colors = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
+    for ax, (name, Z) in zip(axes, panels):
+        P = _pca2(np.nan_to_num(Z))
+        blend = target >= 6
+        ax.scatter(P[blend, 0], P[blend, 1], s=5, c="lightgrey", label="blends")
+        for i, e in enumerate(EMOTIONS):
+            m = target == i
+            ax.scatter(P[m, 0], P[m, 1], s=9, color=colors(i), label=EMOTION_NAMES[e])
+        ax.set_title(f"{name}")
+        ax.set_xlabel("PC1")
+        ax.set_ylabel("PC2")
+    axes[1].legend(fontsize=8, markerscale=2, loc="best")
+    if title:
+        fig.suptitle(title)
+    _save_fig(fig, path)
+    plt.close(fig)
+
+
+def plot_selection(curves: Mapping[str, Sequence[float]], epochs_chosen: Mapping[str, int],
+                   eval_epochs: Sequence[int], path: Path, title: str) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, c in curves.items():
+        x = list(eval_epochs)[: len(c)]
+        line, = ax.plot(x, c, label=name, lw=1)
+        if name in epochs_chosen:
+            e = epochs_chosen[name]
+            if e in x:
+                ax.plot([e], [c[x.index(e)]], "o", color=line.get_color())
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("0.5 presence + 0.5 salience (selection data)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    _save_fig(fig, path)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- run folder
+def write_run(result, out: str | os.PathLike) -> Path:
+    """Write a :class:`blemore.experiment.RunResult` into the folder ``out``."""
+    from blemore.heads.base import TrainSpec
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    res = result.results
+    files = {"config": "config.json", "results": "results.json", "markdown": "results.md",
+             "validation_predictions": "predictions/validation.csv"}
+    _atomic_write(out / "config.json", (result.config.to_json() + "\n").encode())
+    _atomic_write(out / "predictions" / "validation.csv", result.predictions.to_csv(index=False).encode())
+    if result.test_predictions is not None:
+        _atomic_write(out / "predictions" / "test.csv", result.test_predictions.to_csv(index=False).encode())
+        files["test_predictions"] = "predictions/test.csv"
+    if result.submission is not None:
+        from blemore.submission import write_predictions, write_submission
+
+        write_predictions(result.submission, out / "submission.json")
+        write_submission(result.submission, out / "submission.zip", validate=False)
+        files["submission"] = "submission.json"
+        files["submission_zip"] = "submission.zip"
+    if result.config.plots:
+        plots = out / "plots"
+        pv = result.predictions
+        plot_confusion(pv["true_target"].to_numpy(), pv["pred_target"].to_numpy(), plots / "confusion.png",
+                       f"{res['run']}: validation (all folds)")
+        files["confusion"] = "plots/confusion.png"
+        tp = result.test_predictions
+        if tp is not None and "test" in res:
+            plot_confusion(tp["true_target"].to_numpy(), tp["pred_target"].to_numpy(), plots / "confusion_test.png",
+                           f"{res['run']}: test")
+            files["confusion_test"] = "plots/confusion_test.png"
+        plot_per_configuration(res["per_configuration"], plots / "per_configuration.png")
+        files["per_configuration"] = "plots/per_configuration.png"
+        if result.pca is not None and len(result.pca["X"]) > 2:
+            plot_pca(result.pca["X"], result.pca["actor"], result.pca["target"], plots / "pca.png",
+                     f"PCA of pooled {'+'.join(result.pca['sources'])} (training clips)")
+            files["pca"] = "plots/pca.png"
+        if result.selection_curves:
+            spec = TrainSpec(**res["train_spec"])
+            chosen = {f"fold{f['fold']}": f["epoch"] for f in res["validation"]["folds"]}
+            plot_selection(result.selection_curves, chosen, spec.eval_epochs(), plots / "selection.png",
+                           f"selection ({res['selection']})")
+            files["selection"] = "plots/selection.png"
+    res["files"] = files
+    _atomic_write(out / "results.json", (json.dumps(res, indent=2, default=_json_default) + "\n").encode())
+    _atomic_write(out / "results.md", results_markdown(res).encode())
+    return out
+
+
+# ----------------------------------------------------------------------------- comparison
+def load_results(run_dir: str | os.PathLike) -> dict:
+    p = Path(run_dir)
+    f = p / "results.json" if p.is_dir() else p
+    if not f.exists():
+        raise FileNotFoundError(f"{run_dir}: no results.json (is it a blemore run folder?)")
+    return json.loads(f.read_text())
+
+
+def compare_runs(run_dirs: Sequence[str | os.PathLike]) -> list[dict]:
+    """One row per run: name, features, head, selection, validation and test metrics."""
+    rows = []
+    for d in run_dirs:
+        r = load_results(d)
+        v = r["validation"]
+        rows.append({
+            "run": r.get("run", Path(d).name), "dir": str(d), "features": " + ".join(r.get("features") or []),
+            "head": r.get("head"), "preset": r.get("preset"), "selection": r.get("selection"),
+            "fusion": (r.get("fusion") or {}).get("kind", "-"),
+            "val_presence": v["acc_presence"], "val_salience": v["acc_salience"],
+            "test_presence": r.get("test", {}).get("acc_presence"),
+            "test_salience": r.get("test", {}).get("acc_salience"),
+            "trivial": r.get("trivial"),
+        })
+    return rows
+
+
+def format_compare(rows: Sequence[Mapping], trivial: bool = True) -> str:
+    """Markdown table of :func:`compare_runs` rows (plus the first run's trivial baselines)."""
+    lines = ["| Run | Features | Head | Selection | Val presence | Val salience | Test presence | Test salience |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['run']} | {r['features']} | {r['head']} | {r['selection']} | {fmt_pm(r['val_presence'])} | "
+                     f"{fmt_pm(r['val_salience'])} | {fmt_pm(r['test_presence'])} | {fmt_pm(r['test_salience'])} |")
+    if trivial and rows and rows[0].get("trivial"):
+        t = rows[0]["trivial"]
+        for name, what in (("single", "most frequent single emotion"), ("blend", "most frequent blend configuration")):
+            tt = t[name].get("test", {})
+            lines.append(f"| trivial: {what} | | | | {fmt_pm(t[name]['acc_presence'])} | {fmt_pm(t[name]['acc_salience'])} | "
+                         f"{fmt_pm(tt.get('acc_presence'))} | {fmt_pm(tt.get('acc_salience'))} |")
+    return "\n".join(lines) + "\n"
