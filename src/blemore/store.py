@@ -236,6 +236,7 @@ class FeatureSource:
         self.root = root
         self.name = root.name
         self._manifest: dict[str, ManifestRow] | None = None
+        self._clip_ids: list[str] | None = None
         self._csv_columns: list[str] | None = None
         self._csv_openface = False
         self._dim: int | None = None
@@ -281,9 +282,13 @@ class FeatureSource:
 
     @property
     def clip_ids(self) -> list[str]:
-        """Sorted ids of the clips with usable features: status ``"ok"`` and an array on disk."""
-        st = self.status()
-        return sorted(cid for cid in self._files if st.get(cid) == "ok")
+        """Sorted ids of the clips with usable features: status ``"ok"`` and an array on disk.
+
+        A snapshot taken when the folder was opened (open it again to see later changes)."""
+        if self._clip_ids is None:
+            st = self.status()
+            self._clip_ids = sorted(cid for cid in self._files if st.get(cid) == "ok")
+        return list(self._clip_ids)
 
     def __len__(self) -> int:
         return len(self.clip_ids)
