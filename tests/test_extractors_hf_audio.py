@@ -253,3 +253,15 @@ def test_cli_extract_with_weights_folder(tiny, tmp_path):
     x = src.load("A1_ang_int1_ver1")
     assert x.shape[1] == 32 and abs(len(x) - 50) <= 2 and src.rate == 50.0
     assert src.config["settings"]["layers"] == "1-2"
+
+
+def test_cli_encoder_options_need_an_encoder(tmp_path):
+    from click.testing import CliRunner
+    from media_fixtures import make_clip
+
+    from blemore.cli import cli
+
+    clip = make_clip(tmp_path / "A1_ang_int1_ver1.mp4", seconds=0.3)
+    res = CliRunner().invoke(cli, ["extract", str(clip), "--out", str(tmp_path / "s"), "--extractor", "egemaps",
+                                   "--layers", "6-12"])
+    assert res.exit_code == 2 and "--layers applies to the pretrained encoders" in res.output

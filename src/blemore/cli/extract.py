@@ -29,6 +29,25 @@ def _parse_settings(items: tuple[str, ...]) -> dict[str, dict]:
     return out
 
 
+def _add_common_settings(settings: dict[str, dict], names: list[str], options: dict) -> None:
+    """Give each option that was set (``--weights``, ``--device``, ...) to every selected extractor
+    whose config has that field (an explicit ``--set`` wins); an option no selected extractor
+    takes is an error."""
+    import dataclasses
+
+    from blemore.extractors import get_extractor_class
+
+    for key, value in options.items():
+        if value is None:
+            continue
+        takers = [n for n in names if key in {f.name for f in dataclasses.fields(get_extractor_class(n).config_class)}]
+        if not takers:
+            flag = "--" + key.replace("_", "-")
+            raise click.UsageError(f"{flag} applies to the pretrained encoders; none of {', '.join(names)} takes it")
+        for n in takers:
+            settings.setdefault(n, {}).setdefault(key, value)
+
+
 def inventory(store: str | Path) -> dict:
     """The ``features --json`` inventory of a store root (or of one feature folder)."""
     from blemore.store import FeatureSource, StoreError, open_store
@@ -89,9 +108,19 @@ def register(group: click.Group) -> None:
     @click.option("--overwrite", is_flag=True, help="Delete the selected extractors' existing features first.")
     @click.option("--set", "set_items", multiple=True, metavar="EXTRACTOR.SETTING=VALUE",
                   help="Override an extractor setting (repeatable), e.g. egemaps.functionals=true.")
+    @click.option("--weights", default=None, metavar="ID|DIR|FILE",
+                  help="Pretrained encoders: a Hugging Face id, a local model folder or a checkpoint file "
+                       "(instead of the extractor's default weights).")
+    @click.option("--device", default=None, metavar="auto|cpu|cuda|mps", help="Pretrained encoders: device.")
+    @click.option("--batch-size", type=click.IntRange(min=1), default=None,
+                  help="Pretrained encoders: frames / segments / audio chunks per forward pass.")
+    @click.option("--layers", default=None, metavar="N|A-B",
+                  help="Pretrained encoders: hidden state N, or the mean of states A..B (e.g. 6-12), "
+                       "instead of the final output.")
     @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
     @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-    def extract_cmd(inputs, out, extractor_names, workers, fps, retry_failed, overwrite, set_items, as_json, quiet):
+    def extract_cmd(inputs, out, extractor_names, workers, fps, retry_failed, overwrite, set_items, weights,
+                    device, batch_size, layers, as_json, quiet):
         """Extract features of media files or folders (recursive) INPUT... into a store.
 
         Resumable: finished clips are skipped. Exits 0 when the run completed, even if some
@@ -102,8 +131,11 @@ def register(group: click.Group) -> None:
 
         names = [s.strip() for s in extractor_names.split(",") if s.strip()] if extractor_names else list(DEFAULT_EXTRACTORS)
         try:
+            settings = _parse_settings(set_items)
+            _add_common_settings(settings, names, {"weights": weights, "device": device, "batch_size": batch_size,
+                                                   "layers": layers})
             summary = extract(list(inputs), out, names, workers=workers, fps=fps, retry_failed=retry_failed,
-                              overwrite=overwrite, progress=not quiet, settings=_parse_settings(set_items))
+                              overwrite=overwrite, progress=not quiet, settings=settings)
         except (ExtractorUnavailableError, StoreError, ValueError, KeyError, FileNotFoundError) as err:
             msg = err.args[0] if isinstance(err, KeyError) and err.args else err
             raise click.ClickException(str(msg)) from None
