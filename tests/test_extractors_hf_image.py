@@ -247,3 +247,29 @@ def test_face_crop(tiny_clip, tmp_path):
     assert not np.allclose(r.features[found], full[found], atol=1e-3)  # the crop, not the frame
     r = e.extract(make_clip(tmp_path / "empty.mp4", seconds=0.2, fps=25, audio=None, blank=tuple(range(5))))
     assert r.status == "no-face" and np.isnan(r.features).all()
+
+
+def test_cli_extract_clip_and_imagebind(tiny_clip, tmp_path):
+    from click.testing import CliRunner
+    from media_fixtures import make_clip
+
+    from blemore.cli import cli
+    from blemore.store import open_source
+
+    folder, _ = tiny_clip
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    make_clip(clips / "A1_ang_int1_ver1.mp4", seconds=0.8, fps=25, audio=None)
+    ib = tmp_path / "imagebind_tiny.pth"
+    torch.save(_imagebind_vision_state_dict(), ib)
+    store = tmp_path / "store"
+    for name, weights, extra in (("clip-vit-b32", folder, []), ("imagebind-vision", ib, ["--set", "imagebind-vision.num_heads=2"])):
+        res = CliRunner().invoke(cli, ["extract", str(clips), "--out", str(store), "--extractor", name, "--weights",
+                                       str(weights), "--fps", "5", "--batch-size", "3", "--device", "cpu",
+                                       "--workers", "1", "--quiet", *extra])
+        assert res.exit_code == 0, res.output
+    clip_src, ib_src = open_source(store / "clip-vit-b32"), open_source(store / "imagebind-vision")
+    x, y = clip_src.load("A1_ang_int1_ver1"), ib_src.load("A1_ang_int1_ver1")
+    assert x.shape == (4, 16) and y.shape == (4, 24) and clip_src.rate == 5.0
+    np.testing.assert_allclose(np.linalg.norm(y, axis=1), 1.0, atol=1e-5)
+    assert ib_src.config["settings"]["weights"] == str(ib) and ib_src.config["runtime"]["batch_size"] == 3

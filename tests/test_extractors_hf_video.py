@@ -261,3 +261,39 @@ def test_video_swin_is_an_optional_extra_with_a_clear_error():
     assert e.dim == 1024 and not VideoSwin.weights_available() and not e.weights_ready()
     with pytest.raises(ExtractorUnavailableError, match="torchvision.*torch pin"):
         e.load()
+
+
+def test_cli_extract_videomae(tiny_videomae, tmp_path):
+    from click.testing import CliRunner
+    from media_fixtures import make_clip
+
+    from blemore.cli import cli
+    from blemore.store import open_source
+
+    folder, _ = tiny_videomae
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    make_clip(clips / "A1_ang_int1_ver1.mp4", seconds=1.0, fps=25, audio=None)
+    make_clip(clips / "A2_hap_int1_ver1.mp4", seconds=0.4, fps=25, audio=None)
+    res = CliRunner().invoke(cli, ["extract", str(clips), "--out", str(tmp_path / "store"), "--extractor",
+                                   "videomae-v2-base", "--weights", str(folder), "--set",
+                                   "videomae-v2-base.segment_stride=8", "--layers", "2", "--workers", "1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    src = open_source(tmp_path / "store" / "videomae-v2-base")
+    assert src.load("A1_ang_int1_ver1").shape == (4, 32) and src.load("A2_hap_int1_ver1").shape == (2, 32)
+    np.testing.assert_allclose(src.times("A2_hap_int1_ver1"), [1.5 / 25, 7.5 / 25], atol=1e-3)
+    assert src.config["settings"]["segment_stride"] == 8 and src.config["settings"]["layers"] == "2"
+
+
+def test_cli_lists_the_encoders_offline():
+    from click.testing import CliRunner
+
+    from blemore.cli import cli
+
+    res = CliRunner().invoke(cli, ["extractors", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["name"]: r for r in json.loads(res.output)}
+    assert rows["videomae-v2-base"]["default_weights"] == "OpenGVLab/VideoMAEv2-Base"
+    assert (rows["wavlm-large"]["dim"], rows["wavlm-large"]["rate"]) == (1024, 50.0)
+    assert rows["imagebind-vision"]["dim"] == 1024 and rows["video-swin"]["default_weights"].startswith("torchvision:")
+    assert isinstance(rows["hubert-large"]["available_offline"], bool)

@@ -470,15 +470,15 @@ class VideoSwinConfig(VideoEncoderConfig):
 class VideoSwin(SegmentEncoder):
     """Video Swin Transformer (torchvision Swin3D, Kinetics-400): one row per 16-frame segment.
 
-    ``weights``: a torchvision weights name (``KINETICS400_V1``, the default, or
-    ``KINETICS400_IMAGENET22K_V1`` for swin3d_b) found in torch's hub cache, or a local
-    ``.pth`` with a torchvision Swin3D state dict. Optional: needs torchvision (see the module
+    ``weights``: ``torchvision:NAME`` with a torchvision weights name (``KINETICS400_V1``, the
+    default, or ``KINETICS400_IMAGENET22K_V1`` for swin3d_b) found in torch's hub cache, or a
+    local ``.pth`` with a torchvision Swin3D state dict. Optional: needs torchvision (see the module
     docstring).
     """
 
     name = "video-swin"
     version = "1"
-    default_weights = "KINETICS400_V1"
+    default_weights = "torchvision:KINETICS400_V1"
     description = "Video Swin-B (torchvision Swin3D, K400): 1024-d per 16-frame segment [needs torchvision]"
     config_class = VideoSwinConfig
     nominal_dim = 1024
@@ -508,7 +508,8 @@ class VideoSwin(SegmentEncoder):
     def _weights_enum(self):
         from torchvision.models import get_model_weights
 
-        return get_model_weights(self.config.arch)[self.weights_spec]
+        name = self.weights_spec.split(":", 1)[1] if self.weights_spec.startswith("torchvision:") else self.weights_spec
+        return get_model_weights(self.config.arch)[name]
 
     def _cached_torchvision_file(self) -> Path | None:
         import os
@@ -530,10 +531,10 @@ class VideoSwin(SegmentEncoder):
             import torch
 
             raise WeightsUnavailableError(
-                f"{self.name}: torchvision weights {self.config.arch}.{self.weights_spec} are not in torch's hub "
+                f"{self.name}: torchvision weights {self.config.arch} {self._weights_enum()} are not in torch's hub "
                 f"cache ({Path(torch.hub.get_dir()) / 'checkpoints'}). Pre-download them on a machine with internet "
-                f"(python -c \"import torchvision; torchvision.models.get_weight('Swin3D_B_Weights."
-                f"{self.weights_spec}').get_state_dict()\") and copy that folder, or pass --weights FILE.pth"
+                f"(python -c \"import torchvision; torchvision.models.get_weight('{self._weights_enum()}')"
+                f".get_state_dict()\") and copy that folder, or pass --weights FILE.pth"
             )
         return f
 
