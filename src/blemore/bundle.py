@@ -309,7 +309,7 @@ class ModelBundle:
         proba = self.parts[0].head.outputs_to_proba(out)
         return Predictions(list(fs.clip_ids), np.asarray(proba), mask, target)
 
-    def timeline(self, arrays: Mapping[str, np.ndarray], window_s: float = 2.0, hop_s: float = 0.5,
+    def timeline(self, arrays: Mapping[str, np.ndarray], window_s: float | None = None, hop_s: float | None = None,
                  rates: Mapping[str, float | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Per-window probabilities of one clip: ``(centres_s (W,), proba (W, 6))``.
 
@@ -317,6 +317,8 @@ class ModelBundle:
         of ``window_s`` seconds every ``hop_s`` seconds are pooled like training clips (the
         7 statistics, or the window mean for windowed models) and predicted one by one. A
         source without a known rate is assumed to span the same duration as the others.
+        By default the window is a quarter of the clip (at most 2 s) and the hop a quarter
+        of the window.
         """
         rates = dict(rates or {})
         absent = [n for n in self.source_names if n not in arrays]
@@ -334,7 +336,13 @@ class ModelBundle:
         for n in self.source_names:
             if not rates.get(n):
                 rates[n] = len(arrs[n]) / duration
+        if window_s is None:
+            window_s = min(2.0, duration / 4)
         window_s = min(window_s, duration)
+        if hop_s is None:
+            hop_s = window_s / 4
+        if hop_s <= 0 or window_s <= 0:
+            raise BundleError(f"window and hop must be positive, got {window_s} and {hop_s}")
         starts = np.arange(0.0, max(duration - window_s, 0.0) + 1e-9, hop_s)
         rows: dict[str, list[np.ndarray]] = {n: [] for n in self.source_names}
         for t0 in starts:

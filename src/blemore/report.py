@@ -31,7 +31,8 @@ import numpy as np
 
 from blemore.labels import EMOTION_NAMES, EMOTIONS, TARGET_NAMES, TARGETS
 
-__all__ = ["write_run", "compare_runs", "format_compare", "results_markdown", "load_results", "fmt_pm"]
+__all__ = ["write_run", "compare_runs", "format_compare", "results_markdown", "load_results", "fmt_pm",
+           "plot_confusion", "plot_pca", "plot_timeline", "plot_per_configuration", "per_actor_normalise"]
 
 
 def _atomic_write(path: Path, data: bytes) -> Path:
@@ -255,6 +256,23 @@ def plot_selection(curves: Mapping[str, Sequence[float]], epochs_chosen: Mapping
     ax.set_title(title)
     ax.legend(fontsize=8)
     _save_fig(fig, path)
+    plt.close(fig)
+
+
+def plot_timeline(times: np.ndarray, proba: np.ndarray, path: Path, title: str = "") -> None:
+    """Per-window probabilities of the six classes over a clip (``ModelBundle.timeline``)."""
+    plt = _plt()
+    colors = plt.get_cmap("tab10")
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    for i, e in enumerate(EMOTIONS):
+        ax.plot(times, proba[:, i], color=colors(i), label=EMOTION_NAMES[e], lw=1.5, marker="." if len(times) < 30 else None)
+    ax.set_xlabel("time (s, window centre)")
+    ax.set_ylabel("probability")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8, ncol=3)
+    if title:
+        ax.set_title(title)
+    _save_fig(fig, Path(path))
     plt.close(fig)
 
 
