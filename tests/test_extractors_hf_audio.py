@@ -265,3 +265,13 @@ def test_cli_encoder_options_need_an_encoder(tmp_path):
     res = CliRunner().invoke(cli, ["extract", str(clip), "--out", str(tmp_path / "s"), "--extractor", "egemaps",
                                    "--layers", "6-12"])
     assert res.exit_code == 2 and "--layers applies to the pretrained encoders" in res.output
+
+
+def test_from_model_wraps_an_in_memory_model(tiny):
+    folder, model = tiny["hubert"]
+    wave = _wave(0.8, seed=4)
+    a, _ = HubertLarge.from_model(model, {"do_normalize": True}, layers="2").embed(wave)
+    b, _ = HubertLarge(weights=str(folder), layers="2").embed(wave)
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    raw, _ = HubertLarge.from_model(model, {"do_normalize": False}).embed(wave)
+    assert not np.allclose(raw, HubertLarge.from_model(model).embed(wave)[0], atol=1e-4)

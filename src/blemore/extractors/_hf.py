@@ -622,12 +622,32 @@ class HFExtractor(Extractor):
         path = self.resolve()
         self.device = pick_device(self.config.device)
         self._load_model(path)
+        self._finish_loading()
+
+    def _finish_loading(self) -> None:
         self.model.eval().requires_grad_(False)
         self.model.to(self.device)
         self._dim = self._model_dim()
         self._loaded = True
 
+    @classmethod
+    def from_model(cls, model: Any, preprocessor_config: dict | None = None, **settings: Any) -> "HFExtractor":
+        """Wrap a model already built in memory (e.g. random weights for benchmarks, or a fine-tuned
+        model) instead of loading ``weights``. ``preprocessor_config``: what a checkpoint's
+        ``preprocessor_config.json`` would hold (None: the extractor's documented defaults)."""
+        e = cls(**settings)
+        e.device = pick_device(e.config.device)
+        e.model = model
+        e._setup(model, preprocessor_config or {})
+        e._finish_loading()
+        return e
+
     def _load_model(self, path: Path) -> None:
+        """Build ``self.model`` from a resolved folder or file, then call :meth:`_setup`."""
+        raise NotImplementedError
+
+    def _setup(self, model: Any, preprocessor_config: dict) -> None:
+        """Derive the input pipeline and check the settings against a built model."""
         raise NotImplementedError
 
     def _model_dim(self) -> int:

@@ -132,12 +132,15 @@ class AudioEncoder(HFExtractor):
             )
         model_cls = getattr(transformers, self.model_class_name)
         self.model = from_pretrained_quiet(model_cls, path)
-        mcfg = self.model.config
+        self._setup(self.model, read_json(path / "preprocessor_config.json"))
+
+    def _setup(self, model, prep: dict) -> None:
+        mcfg = model.config
         self.field, self.hop = frame_geometry(list(mcfg.conv_kernel), list(mcfg.conv_stride))
         self.num_layers = int(mcfg.num_hidden_layers)
-        prep = read_json(path / "preprocessor_config.json")
         if prep.get("sampling_rate", SAMPLE_RATE) != SAMPLE_RATE:
-            raise ValueError(f"{self.name}: {path} expects {prep['sampling_rate']} Hz audio; only 16 kHz is supported")
+            raise ValueError(f"{self.name}: the checkpoint expects {prep['sampling_rate']} Hz audio; "
+                             "only 16 kHz is supported")
         if self.config.normalize is not None:
             self.do_normalize = bool(self.config.normalize)
         else:

@@ -219,6 +219,7 @@ class ImageEncoder(HFExtractor):
 
         if path.is_file():
             self._load_checkpoint_file(path)
+            self._setup(self.model, {}, self.file_preprocess)
         else:
             cfg = read_json(path / "config.json")
             if cfg.get("model_type") not in ("clip", "clip_vision_model"):
@@ -232,17 +233,21 @@ class ImageEncoder(HFExtractor):
                     vis["projection_dim"] = cfg["projection_dim"]
                 kwargs["config"] = transformers.CLIPVisionConfig(**vis)
             self.model = from_pretrained_quiet(transformers.CLIPVisionModelWithProjection, path, **kwargs)
-            side = int(self.model.config.image_size)
-            default = dataclasses.replace(self.default_preprocess, size=side, crop=(side, side))
-            self.preprocess = ImagePreprocess.from_processor_config(
-                read_json(path / "preprocessor_config.json"), default)
-        side = int(self.model.config.image_size)
+            self._setup(self.model, read_json(path / "preprocessor_config.json"))
+
+    #: the pipeline for checkpoint files (ImageBind's); folders use ``default_preprocess``
+    file_preprocess: ClassVar[ImagePreprocess] = CLIP_PREPROCESS
+
+    def _setup(self, model, prep: dict, default: ImagePreprocess | None = None) -> None:
+        side = int(model.config.image_size)  # 224 for the public models; the pipeline scales with it
+        default = dataclasses.replace(default or self.default_preprocess, size=side, crop=(side, side))
+        self.preprocess = ImagePreprocess.from_processor_config(prep, default)
         if self.preprocess.crop != (side, side):
             raise ValueError(f"{self.name}: the preprocessing crops {self.preprocess.crop} but the model expects "
                              f"{side} x {side} images")
         spec = parse_layers(self.config.layers)
         if spec is not None:
-            spec.check(self.model.config.num_hidden_layers, self.name)
+            spec.check(model.config.num_hidden_layers, self.name)
         if self.config.face_crop:
             self._face = _FaceCropper()
 
@@ -356,6 +361,7 @@ class ImageBindVision(ImageEncoder):
     description = ("ImageBind vision = frozen OpenCLIP ViT-H/14 (1024-d, L2-normalised) per frame; "
                    "--weights imagebind_huge.pth for the exact ImageBind layout")
     config_class = ImageBindConfig
+    file_preprocess = IMAGEBIND_PREPROCESS
     nominal_dim = 1024
     nominal_width = 1280
     column_prefix = "imagebind"
@@ -384,5 +390,3 @@ class ImageBindVision(ImageEncoder):
         if missing or unexpected:
             raise ValueError(f"{self.name}: mapping {path} left missing={missing[:5]} unexpected={unexpected[:5]}")
         self.model = model.to(torch.float32)
-        side = int(cfg_kwargs["image_size"])  # 224 for the released model
-        self.preprocess = dataclasses.replace(IMAGEBIND_PREPROCESS, size=side, crop=(side, side))

@@ -382,12 +382,13 @@ class VideoMAEv2Base(SegmentEncoder):
             else:
                 raise ValueError(f"{self.name}: {path} is neither a transformers VideoMAE folder (model_type "
                                  f"'videomae') nor a VideoMAE V2 repository (config with 'model_config')")
-        mcfg = self.model.config
+        self._setup(self.model, read_json(path / "preprocessor_config.json") if path.is_dir() else {})
+
+    def _setup(self, model, prep: dict) -> None:
+        mcfg = model.config
         side = int(mcfg.image_size)  # 224 for the public models; the recipe's resize scales with it
-        self.preprocess = dataclasses.replace(self.default_preprocess, size=side, crop=(side, side))
-        if path.is_dir():
-            self.preprocess = ImagePreprocess.from_processor_config(
-                read_json(path / "preprocessor_config.json"), self.preprocess)
+        default = dataclasses.replace(self.default_preprocess, size=side, crop=(side, side))
+        self.preprocess = ImagePreprocess.from_processor_config(prep, default)
         self.num_frames = int(mcfg.num_frames)
         if self.preprocess.crop != (mcfg.image_size, mcfg.image_size):
             raise ValueError(f"{self.name}: preprocessing crops {self.preprocess.crop} but the model expects "
@@ -423,8 +424,8 @@ class VideoMAEv2Base(SegmentEncoder):
             ln.bias.data.copy_(b.float())
             self.fc_norm = ln.eval().requires_grad_(False)
 
-    def load(self) -> None:
-        super().load()
+    def _finish_loading(self) -> None:
+        super()._finish_loading()
         if self.fc_norm is not None:
             self.fc_norm.to(self.device)
 
@@ -546,14 +547,19 @@ class VideoSwin(SegmentEncoder):
 
         model = get_model(self.config.arch, weights=None)
         model.load_state_dict(load_state_dict(path))
-        model.head = torch.nn.Identity()
         self.model = model
-        try:
+        self._setup(model, {})
+
+    def _setup(self, model, prep: dict) -> None:
+        import torch
+
+        model.head = torch.nn.Identity()  # the pooled features, not the Kinetics logits
+        try:  # the input pipeline that comes with torchvision's weights
             tf = self._weights_enum().transforms()
             self.preprocess = ImagePreprocess(size=int(tf.resize_size[0]), crop=tuple(int(c) for c in tf.crop_size),
                                               mean=tuple(tf.mean), std=tuple(tf.std), resample="bilinear")
         except Exception:
-            self.preprocess = self.default_preprocess
+            self.preprocess = ImagePreprocess.from_processor_config(prep, self.default_preprocess)
         self.num_frames = 16
         if self.config.layers:
             raise ValueError(f"{self.name}: layer selection is not supported (Swin stages have different widths)")
