@@ -8,8 +8,6 @@ paper uses none).
 """
 from __future__ import annotations
 
-from typing import Any
-
 from blemore.heads.base import TorchHead, register_head
 
 __all__ = ["KLHead", "LinearHead", "MLP256Head", "MLP512Head"]
@@ -21,13 +19,13 @@ class KLHead(TorchHead):
 
     default_hidden: int = 512
 
-    def __init__(self, hidden: int | None = None, dropout: float = 0.0, **options: Any):
+    def __init__(self, hidden: int | None = None, dropout: float = 0.0):
         hidden = self.default_hidden if hidden is None else int(hidden)
         if hidden < 0:
             raise ValueError(f"hidden must be >= 0, got {hidden}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        super().__init__(hidden=hidden, dropout=float(dropout), **options)
+        super().__init__(hidden=hidden, dropout=float(dropout))
         self.hidden = hidden
         self.dropout = float(dropout)
 
@@ -48,16 +46,15 @@ class KLHead(TorchHead):
         return F.kl_div(F.log_softmax(logits, dim=1), y_soft, reduction="batchmean")
 
     def config(self) -> dict:
-        return {"hidden": self.hidden, "dropout": self.dropout,
-                **{k: v for k, v in self.options.items() if k not in ("hidden", "dropout")}}
+        return {"hidden": self.hidden, "dropout": self.dropout}
 
 
 @register_head("linear")
 class LinearHead(KLHead):
     default_hidden = 0
 
-    def __init__(self, hidden: int | None = 0, **options: Any):
-        super().__init__(hidden=0 if hidden is None else hidden, **options)
+    def __init__(self, hidden: int | None = 0, dropout: float = 0.0):
+        super().__init__(hidden=0 if hidden is None else hidden, dropout=dropout)
 
 
 @register_head("mlp-256")
