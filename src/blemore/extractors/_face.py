@@ -247,7 +247,7 @@ def run_face_pass(path: str | Path, extractors: Sequence[FaceExtractor]) -> list
                               info={"frames": 0, "seconds": 0.0, "time_s": time.perf_counter() - t_start})
                 for e in extractors]
 
-    try:
+    try:  # one decoding thread: parallelism comes from one worker process per core
         for e in extractors:
             e.load()
         tracker = extractors[0].tracker()
@@ -255,7 +255,7 @@ def run_face_pass(path: str | Path, extractors: Sequence[FaceExtractor]) -> list
         rows: list[list[np.ndarray]] = [[] for _ in extractors]
         times: list[float] = []
         faces = 0
-        for frame, t in iter_frames(path, fps=cfg.fps, max_side=cfg.max_side):
+        for frame, t in iter_frames(path, fps=cfg.fps, max_side=cfg.max_side, threads=1):
             lm = tracker(frame)
             faces += lm is not None
             for r, e in zip(rows, extractors):
