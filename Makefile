@@ -32,6 +32,7 @@ demo: venv
 
 bench: venv
 	$(PY) benchmarks/bench_calibration.py
+	$(PY) benchmarks/bench_extract.py
 
 clean:
 	rm -rf $(VENV) demo_run .pytest_cache
