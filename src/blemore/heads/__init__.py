@@ -28,6 +28,10 @@ from blemore.heads.base import (  # noqa: F401
 )
 from blemore.heads import mlp  # noqa: F401,E402  (registers linear, mlp-256, mlp-512)
 from blemore.heads import regularise, structured, multitask  # noqa: F401,E402  (mlp-reg, structured, flat36, multitask)
+# The options that go with these heads register on import here, so that every entry point that
+# builds heads (runner, config, model bundles) also knows them: the "actor-norm" feature
+# transform (blemore.normalise) and the "late-learned" fusion (blemore.late_fusion).
+from blemore import late_fusion, normalise  # noqa: F401,E402
 
 __all__ = [
     "ArgmaxTargetDecoder", "Decoder", "DecoderFit", "EvalSet", "FitHistory", "Head", "HeadError",
