@@ -1,0 +1,226 @@
+"""Throughput of the pretrained-encoder extractors with random weights (no download needed).
+
+Each architecture is built at three sizes from ``transformers`` (or torchvision) configs and
+driven through the extractor's own array API (``embed`` / ``embed_frames`` /
+``embed_video``), so the figures include the input pipeline (normalisation, resizing on the
+device, segmenting), not media decoding:
+
+* ``tiny``: hidden size 32, 2 layers (what the tests use);
+* ``base``: 768-wide, 12-layer versions (HuBERT/WavLM Base shape, CLIP ViT-B/32, a ViT-B
+  with ImageBind's 14-pixel patches, VideoMAE V2 ViT-B/16), the paper's own size for CLIP
+  and VideoMAE; Video Swin-T;
+* ``paper``: the paper's large models where they differ (HuBERT/WavLM Large 24 x 1024,
+  ImageBind's ViT-H/14 632M) and Video Swin-B (needs torchvision).
+
+Workloads: 10 s of 16 kHz audio (real-time factor = audio seconds per second of work);
+16 frames of 480 x 640 for the image encoders (frames/s); 32 frames of 480 x 640 cut into
+16-frame segments with stride 16 for the video encoders (segments/s and frames/s).
+
+Run: ``.venv/bin/python benchmarks/bench_encoders.py [--sizes tiny,base] [--threads 1]
+[--device cpu] [--repeats 2] [--json out.json]``. Random weights give the same speed as
+trained ones (same shapes, same kernels). The paper sizes take minutes on a CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+ARCHS = ("hubert-large", "wavlm-large", "clip-vit-b32", "imagebind-vision", "videomae-v2-base", "video-swin")
+SIZES = ("tiny", "base", "paper")
+TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
+LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)
+
+
+@dataclass
+class Case:
+    arch: str
+    size: str
+    extractor: Any
+    params_m: float
+    run: Callable[[], Any]
+    units: float  # items per run
+    unit: str  # "audio s", "frames", "segments"
+    frames: float = 0.0  # video frames per run (for frames/s of the segment encoders)
+
+
+def _params(model) -> float:
+    return sum(p.numel() for p in model.parameters()) / 1e6
+
+
+def _audio_config(kind: str, size: str):
+    import transformers
+
+    cfg_cls = transformers.HubertConfig if kind == "hubert" else transformers.WavLMConfig
+    dims = {"tiny": TINY, "base": BASE, "paper": LARGE}[size]
+    extra: dict = dict(conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2) \
+        if size == "tiny" else {}
+    if size == "paper":  # the Large recipe: layer-norm feature encoder, stable layer norm
+        extra |= dict(feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=kind == "hubert")
+    return cfg_cls(**dims, **extra)
+
+
+def _image_config(arch: str, size: str):
+    import transformers
+
+    if size == "tiny":
+        return transformers.CLIPVisionConfig(**TINY, image_size=224, patch_size=32, projection_dim=16)
+    if arch == "imagebind-vision":  # OpenCLIP ViT-H/14 as kept frozen in ImageBind; base: ViT-B at /14 (256 tokens)
+        dims = dict(hidden_size=1280, num_hidden_layers=32, num_attention_heads=16, intermediate_size=5120) \
+            if size == "paper" else BASE
+        return transformers.CLIPVisionConfig(**dims, image_size=224, patch_size=14, projection_dim=1024,
+                                             hidden_act="gelu", layer_norm_eps=1e-6)
+    return transformers.CLIPVisionConfig(**BASE, image_size=224, patch_size=32, projection_dim=512)
+
+
+def _videomae_config(size: str):
+    import transformers
+
+    dims = TINY if size == "tiny" else BASE
+    return transformers.VideoMAEConfig(**dims, image_size=224, patch_size=16, num_frames=16, tubelet_size=2,
+                                       layer_norm_eps=1e-6)
+
+
+def _frames(n: int, h: int = 480, w: int = 640, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    return np.stack([np.roll(base, 3 * i, axis=1) for i in range(n)])
+
+
+def build(arch: str, size: str, device: str = "cpu", precision: str = "auto", batch_size: int | None = None,
+          audio_seconds: float = 10.0, n_frames: int = 16, n_video_frames: int = 32) -> Case:
+    """A random-weight extractor of ``arch`` at ``size`` on ``device`` and its workload."""
+    import torch
+    import transformers
+
+    from blemore.extractors.hf_audio import HubertLarge, WavLMLarge
+    from blemore.extractors.hf_image import ClipViTB32, ImageBindVision
+    from blemore.extractors.hf_video import VideoMAEv2Base, VideoSwin, _torchvision_ok
+
+    torch.manual_seed(0)
+    settings: dict = dict(device=device, precision=precision)
+    if batch_size:
+        settings["batch_size"] = batch_size
+    dev = torch.device("cuda" if device.startswith("cuda") else "cpu")
+    with torch.device(dev):  # initialise the weights where they will run (much faster on a GPU)
+        if arch in ("hubert-large", "wavlm-large"):
+            kind = arch.split("-")[0]
+            model_cls = transformers.HubertModel if kind == "hubert" else transformers.WavLMModel
+            model = model_cls(_audio_config(kind, size))
+            cls = HubertLarge if kind == "hubert" else WavLMLarge
+            e = cls.from_model(model, {"do_normalize": True}, **settings)
+            wave = (0.1 * np.random.default_rng(0).standard_normal(int(audio_seconds * 16000))).astype(np.float32)
+            return Case(arch, size, e, _params(model), lambda: e.embed(wave), audio_seconds, "audio s")
+        if arch in ("clip-vit-b32", "imagebind-vision"):
+            model = transformers.CLIPVisionModelWithProjection(_image_config(arch, size))
+            cls = ClipViTB32 if arch == "clip-vit-b32" else ImageBindVision
+            e = cls.from_model(model, **settings)
+            frames = _frames(n_frames)
+            return Case(arch, size, e, _params(model), lambda: e.embed_frames(frames), n_frames, "frames")
+        if arch == "videomae-v2-base":
+            model = transformers.VideoMAEModel(_videomae_config(size))
+            e = VideoMAEv2Base.from_model(model, **settings)
+            frames = _frames(n_video_frames)
+            times = np.arange(n_video_frames) / 30.0
+            n_seg = len(range(0, n_video_frames - 16 + 1, 16))
+            return Case(arch, size, e, _params(model), lambda: e.embed_video(zip(frames, times)), n_seg,
+                        "segments", n_video_frames)
+        if arch == "video-swin":
+            if not _torchvision_ok():
+                raise RuntimeError("torchvision (Swin3D) cannot be imported here")
+            from torchvision.models import get_model
+
+            name = {"tiny": "swin3d_t", "base": "swin3d_t", "paper": "swin3d_b"}[size]
+            model = get_model(name, weights=None)
+            e = VideoSwin.from_model(model, arch=name, **settings)
+            frames = _frames(n_video_frames)
+            times = np.arange(n_video_frames) / 30.0
+            n_seg = len(range(0, n_video_frames - 16 + 1, 16))
+            return Case(arch, size, e, _params(model), lambda: e.embed_video(zip(frames, times)), n_seg,
+                        "segments", n_video_frames)
+    raise ValueError(f"unknown architecture {arch!r}; expected one of {ARCHS}")
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def measure(case: Case, repeats: int = 2, device: str = "cpu") -> dict:
+    """Warm up once, then the best of ``repeats`` timed runs."""
+    t = time.perf_counter()
+    out = case.run()
+    _sync(device)
+    first = time.perf_counter() - t
+    best = first
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = case.run()
+        _sync(device)
+        best = min(best, time.perf_counter() - t)
+    arr = out[0] if isinstance(out, tuple) else out
+    row = {"arch": case.arch, "size": case.size, "params_M": round(case.params_m, 1), "unit": case.unit,
+           "units_per_run": case.units, "first_s": round(first, 4), "best_s": round(best, 4),
+           "per_s": round(case.units / best, 2), "out_shape": list(np.asarray(arr).shape),
+           "finite": bool(np.isfinite(arr).all())}
+    if case.frames:
+        row["frames_per_s"] = round(case.frames / best, 2)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--archs", default=",".join(ARCHS))
+    ap.add_argument("--sizes", default="tiny,base")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: figures per core)")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    rows = []
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} CPU thread(s), "
+          f"{os.cpu_count()} cores seen (load average {load:.1f}); random weights; "
+          f"best of {args.repeats} after one warm-up")
+    print(f"{'arch':<18} {'size':<6} {'params':>8}  {'workload':<16} {'best s':>8}  throughput")
+    for arch in [a for a in args.archs.split(",") if a]:
+        for size in [s for s in args.sizes.split(",") if s]:
+            try:
+                case = build(arch, size, device=args.device)
+            except Exception as exc:  # e.g. video-swin without torchvision
+                print(f"{arch:<18} {size:<6} {'-':>8}  unavailable: {exc}")
+                rows.append({"arch": arch, "size": size, "error": str(exc)})
+                continue
+            r = measure(case, args.repeats, args.device)
+            rows.append(r)
+            work = f"{r['units_per_run']:g} {r['unit']}"
+            speed = f"{r['per_s']:.2f} {r['unit']}/s"
+            if r["unit"] == "audio s":
+                speed = f"{r['per_s']:.2f}x real time"
+            if "frames_per_s" in r:
+                speed += f" ({r['frames_per_s']:.1f} frames/s)"
+            print(f"{arch:<18} {size:<6} {r['params_M']:>7.1f}M  {work:<16} {r['best_s']:>8.3f}  {speed}")
+            del case
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
