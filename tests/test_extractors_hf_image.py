@@ -232,6 +232,7 @@ def test_extract_video_per_frame_and_fps(tiny_clip, tmp_path):
     assert r.status == "no-video"
 
 
+@pytest.mark.slow
 def test_face_crop(tiny_clip, tmp_path):
     pytest.importorskip("mediapipe")
     from media_fixtures import make_clip

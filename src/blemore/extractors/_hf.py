@@ -711,7 +711,7 @@ def coerce_setting(config_class: type, key: str, value: str) -> Any:
 
 def finite_or_fail(arr: np.ndarray) -> np.ndarray:
     if arr.size and not np.isfinite(arr).all():
-        raise FloatingPointError("the model produced non-finite values (try --precision fp32)")
+        raise FloatingPointError("the model produced non-finite values (try the setting precision=fp32)")
     return arr
 
 

@@ -50,7 +50,6 @@ from blemore.extractors._hf import (
     ImagePreprocess,
     batched,
     checkpoint_shapes,
-    finite_or_fail,
     from_pretrained_quiet,
     iter_video_frames,
     load_state_dict,
@@ -328,8 +327,9 @@ class ImageEncoder(HFExtractor):
             info["faces"] = faces
             if faces == 0:
                 return ExtractResult(feats, np.asarray(times), status="no-face", error="no face in any frame", info=info)
-        else:
-            finite_or_fail(feats)
+        elif not np.isfinite(feats).all():
+            return self._failed(FloatingPointError("the model produced non-finite values (try --set "
+                                                   f"{self.name}.precision=fp32)"))
         return ExtractResult(feats, np.asarray(times, dtype=np.float64), info=info)
 
 
