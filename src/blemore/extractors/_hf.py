@@ -29,7 +29,6 @@ Four concerns live here:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import re
@@ -53,6 +52,7 @@ __all__ = [
     "parse_layers",
     "resolve_weights",
     "weights_available",
+    "find_local",
     "hub_cache_dir",
     "pick_device",
     "autocast",
@@ -67,6 +67,10 @@ WEIGHT_FILES = (
     "pytorch_model.bin.index.json",
 )
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
+#: What a download fetches: the transformers config and weights only (some repositories also
+#: hold the same weights in other formats, e.g. OpenCLIP's, several GB each).
+DOWNLOAD_PATTERNS = ("config.json", "preprocessor_config.json", "model.safetensors",
+                     "model.safetensors.index.json", "model-*-of-*.safetensors")
 
 #: Config fields that say *how* features are computed on this machine, not *what* they are:
 #: they are kept out of the store identity (``settings``) and reported under ``runtime``.
@@ -135,6 +139,14 @@ def _folder_has_model(folder: Path) -> bool:
 def _local_path(spec: str) -> Path | None:
     p = Path(spec).expanduser()
     return p if p.exists() else None
+
+
+def find_local(spec: str) -> Path | None:
+    """The local file or folder for ``spec`` (as given, or a cached snapshot), or None. Offline."""
+    local = _local_path(spec)
+    if local is not None:
+        return local
+    return _cached_snapshot(spec) if _looks_like_repo_id(spec) else None
 
 
 def weights_available(spec: str) -> bool:
@@ -212,7 +224,7 @@ def resolve_weights(spec: str, *, extractor: str = "?", allow_download: bool = T
         )
     from huggingface_hub import snapshot_download
 
-    patterns = list(allow_patterns) if allow_patterns else ["*.json", "*.safetensors", "*.txt"]
+    patterns = list(allow_patterns or DOWNLOAD_PATTERNS)
     try:
         path = Path(snapshot_download(spec, allow_patterns=patterns))
     except Exception as exc:  # network errors, gated or missing repositories
@@ -220,7 +232,7 @@ def resolve_weights(spec: str, *, extractor: str = "?", allow_download: bool = T
                                       f"{_how_to_get(spec, extractor)}") from exc
     if not _folder_has_model(path):
         try:  # repositories that only ship pytorch_model.bin
-            path = Path(snapshot_download(spec, allow_patterns=patterns + ["*.bin"]))
+            path = Path(snapshot_download(spec, allow_patterns=patterns + ["pytorch_model*.bin"]))
         except Exception as exc:
             raise WeightsUnavailableError(f"{extractor}: downloading {spec!r} failed: {exc}") from exc
     return path
@@ -554,7 +566,7 @@ class HFExtractor(Extractor):
     """
 
     config_class: ClassVar[type[ExtractorConfig]] = HFConfig
-    #: extra file patterns to download besides json/safetensors/txt
+    #: file patterns to download besides :data:`DOWNLOAD_PATTERNS`
     download_patterns: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: ExtractorConfig | None = None, **overrides: Any):
@@ -614,7 +626,7 @@ class HFExtractor(Extractor):
     def resolve(self) -> Path:
         return resolve_weights(self.weights_spec, extractor=self.name,
                                allow_download=self.config.allow_download,
-                               allow_patterns=["*.json", "*.safetensors", "*.txt", *self.download_patterns])
+                               allow_patterns=[*DOWNLOAD_PATTERNS, *self.download_patterns])
 
     def load(self) -> None:
         if self._loaded:
@@ -684,37 +696,8 @@ def from_pretrained_quiet(cls: Any, path: Path, **kwargs: Any):
             hf_logging.enable_progress_bar()
 
 
-def coerce_setting(config_class: type, key: str, value: str) -> Any:
-    """Convert a command-line string to the type of ``config_class``'s field ``key``.
-
-    Used for generic ``--set key=value`` options; raises with the known keys on a bad key.
-    """
-    fields = {f.name: f for f in dataclasses.fields(config_class)}
-    if key not in fields:
-        raise KeyError(f"unknown setting {key!r} for {config_class.__name__}; known: {', '.join(fields)}")
-    ftype = str(fields[key].type)
-    v = value.strip()
-    if v.lower() in ("none", "null") and "None" in ftype:
-        return None
-    if ftype.startswith("bool"):
-        if v.lower() in ("1", "true", "yes", "on"):
-            return True
-        if v.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"setting {key!r} expects true/false, got {value!r}")
-    if ftype.startswith("int"):
-        return int(v)
-    if ftype.startswith("float"):
-        return float(v)
-    return v
-
-
 def finite_or_fail(arr: np.ndarray) -> np.ndarray:
     if arr.size and not np.isfinite(arr).all():
         raise FloatingPointError("the model produced non-finite values (try the setting precision=fp32)")
     return arr
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 

@@ -34,14 +34,13 @@ import numpy as np
 from blemore.extractors._hf import (
     HFConfig,
     HFExtractor,
+    find_local,
     finite_or_fail,
     from_pretrained_quiet,
     media_status,
     parse_layers,
     read_audio_16k,
     read_json,
-    _cached_snapshot,
-    _local_path,
 )
 from blemore.extractors.base import ExtractResult, register_extractor
 
@@ -111,7 +110,7 @@ class AudioEncoder(HFExtractor):
         return SAMPLE_RATE / self.hop
 
     def _infer_dim(self) -> int:
-        folder = _local_path(self.weights_spec) or _cached_snapshot(self.weights_spec)
+        folder = find_local(self.weights_spec)
         if folder is not None and folder.is_dir():
             return int(read_json(folder / "config.json").get("hidden_size", self.nominal_dim))
         return self.nominal_dim

@@ -50,14 +50,13 @@ from blemore.extractors._hf import (
     ImagePreprocess,
     batched,
     checkpoint_shapes,
+    find_local,
     from_pretrained_quiet,
     iter_video_frames,
     load_state_dict,
     media_status,
     parse_layers,
     read_json,
-    _cached_snapshot,
-    _local_path,
 )
 from blemore.extractors.base import ExtractResult, register_extractor
 
@@ -201,7 +200,7 @@ class ImageEncoder(HFExtractor):
         return float(self.config.fps) if self.config.fps else None
 
     def _infer_dim(self) -> int:
-        folder = _local_path(self.weights_spec) or _cached_snapshot(self.weights_spec)
+        folder = find_local(self.weights_spec)
         if folder is not None and folder.is_dir():
             cfg = read_json(folder / "config.json")
             vis = cfg.get("vision_config", cfg)
@@ -367,7 +366,7 @@ class ImageBindVision(ImageEncoder):
     column_prefix = "imagebind"
 
     def _infer_dim(self) -> int:
-        p = _local_path(self.weights_spec)
+        p = find_local(self.weights_spec)
         if p is not None and p.is_file():
             try:
                 shapes = checkpoint_shapes(p)

@@ -56,6 +56,7 @@ from blemore.extractors._hf import (
     WeightsUnavailableError,
     batched,
     checkpoint_shapes,
+    find_local,
     finite_or_fail,
     folder_state_dict,
     from_pretrained_quiet,
@@ -64,8 +65,6 @@ from blemore.extractors._hf import (
     media_status,
     parse_layers,
     read_json,
-    _cached_snapshot,
-    _local_path,
 )
 from blemore.extractors.base import ExtractResult, register_extractor
 
@@ -343,7 +342,7 @@ class VideoMAEv2Base(SegmentEncoder):
         self.fc_norm = None
 
     def _infer_dim(self) -> int:
-        folder = _local_path(self.weights_spec) or _cached_snapshot(self.weights_spec)
+        folder = find_local(self.weights_spec)
         if folder is not None and folder.is_dir():
             cfg = read_json(folder / "config.json")
             return int(cfg.get("hidden_size", (cfg.get("model_config") or {}).get("embed_dim", self.nominal_dim)))
@@ -496,7 +495,7 @@ class VideoSwin(SegmentEncoder):
         return cls(weights=None).weights_ready()
 
     def weights_ready(self) -> bool:
-        local = _local_path(self.weights_spec)
+        local = find_local(self.weights_spec)
         if local is not None:
             return local.is_file()
         if not _torchvision_ok():
@@ -522,7 +521,7 @@ class VideoSwin(SegmentEncoder):
         return f if f.is_file() else None
 
     def resolve(self) -> Path:
-        local = _local_path(self.weights_spec)
+        local = find_local(self.weights_spec)
         if local is not None:
             return local
         if not _torchvision_ok():
