@@ -275,3 +275,34 @@ def test_from_model_wraps_an_in_memory_model(tiny):
     np.testing.assert_allclose(a, b, atol=1e-6)
     raw, _ = HubertLarge.from_model(model, {"do_normalize": False}).embed(wave)
     assert not np.allclose(raw, HubertLarge.from_model(model).embed(wave)[0], atol=1e-4)
+
+
+def test_download_path_when_the_hub_is_reachable(tmp_path, monkeypatch):
+    """Not cached, downloads allowed, hub reachable: snapshot_download fetches config + weights only."""
+    import huggingface_hub
+
+    from blemore.extractors import _hf
+
+    calls = []
+
+    def fake_snapshot_download(repo_id, allow_patterns=None, **kw):
+        calls.append((repo_id, list(allow_patterns)))
+        folder = tmp_path / "downloaded"
+        if not folder.exists():
+            _save_tiny(folder, "hubert")
+        return str(folder)
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(_hf, "_hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    e = HubertLarge()
+    assert not e.weights_ready()
+    feats, _ = e.embed(_wave(0.5))
+    assert feats.shape == (24, 32)
+    assert calls[0][0] == "facebook/hubert-large-ll60k"
+    assert "model.safetensors" in calls[0][1] and "config.json" in calls[0][1]
+    assert not any(p.endswith(".bin") for p in calls[0][1])
+    with pytest.raises(WeightsUnavailableError, match="allow_download is off"):
+        HubertLarge(allow_download=False).load()
