@@ -56,8 +56,7 @@ DEFAULT_EXTRACTORS = ("face-mesh", "face-expression", "egemaps")
 _DONE = ("ok", "no-face", "no-audio", "no-video")
 
 
-class ExtractorUnavailableError(RuntimeError):
-    """An extractor cannot run here (a missing package or model file)."""
+from blemore.extractors.base import ExtractorUnavailableError  # noqa: E402  (one class for the whole package)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -110,6 +109,18 @@ def build_extractors(names: Sequence[str], fps: float | None = None,
             over.setdefault("fps", float(fps))
         out.append(cls(**over))
     return out
+
+
+def _on_accelerator(e: Extractor) -> bool:
+    device = str(getattr(e.config, "device", "cpu") or "cpu")
+    if device == "auto":
+        try:
+            import torch
+
+            return bool(torch.cuda.is_available())
+        except Exception:  # pragma: no cover - torch missing
+            return False
+    return device.startswith(("cuda", "mps"))
 
 
 def _check_available(e: Extractor) -> None:
@@ -327,6 +338,8 @@ def extract(
         if need:
             tasks.append((cid, path, need))
 
+    if not workers and any(_on_accelerator(e) for e in exs):
+        workers = 1  # one model copy per GPU: worker processes would each load their own
     n_workers = max(1, int(workers) if workers else (os.cpu_count() or 1))
     n_workers = min(n_workers, max(1, len(tasks)))
     specs = [_spec(e) for e in exs]

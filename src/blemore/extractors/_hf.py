@@ -81,8 +81,7 @@ class WeightsUnavailableError(RuntimeError):
     """The weights of an extractor are neither local, nor cached, nor downloadable now."""
 
 
-class ExtractorUnavailableError(RuntimeError):
-    """An optional dependency of an extractor is missing (e.g. torchvision for Video Swin)."""
+from blemore.extractors.base import ExtractorUnavailableError  # noqa: E402,F401  (re-exported)
 
 
 # ----------------------------------------------------------------------------- weights

@@ -24,6 +24,10 @@ import numpy as np
 STATUSES = ("ok", "failed", "no-face", "no-audio", "no-video")
 
 
+class ExtractorUnavailableError(RuntimeError):
+    """An extractor cannot run here: a missing package, model file or optional dependency."""
+
+
 @dataclass
 class ExtractResult:
     """What one clip gave: features (T, D) float32, times (T,) seconds, and a status."""
