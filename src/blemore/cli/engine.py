@@ -53,13 +53,56 @@ def _train_overrides(epochs, lr, batch_size, weight_decay) -> dict:
     return out
 
 
+def _fusion_names(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Validate ``--fusion`` (a registered fusion, or a comma list of them for ``benchmark``)."""
+    if value is None:
+        return None
+    import blemore.heads  # noqa: F401  (registers the late-learned fusion)
+    from blemore.fusion import list_fusions
+
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [n for n in names if n not in list_fusions()]
+    if not names or bad:
+        raise click.BadParameter(f"{value!r}: expected one of {', '.join(list_fusions())} (or a comma list for benchmark)")
+    return ",".join(dict.fromkeys(names))
+
+
+def _actor_norm_options(fn: Callable) -> Callable:
+    """``--actor-norm`` and ``--identity-groups`` (per-actor normalisation, blemore.normalise)."""
+    fn = click.option("--identity-groups", default=None,
+                      help="Number of identity groups when clips of unknown actors are clustered for --actor-norm: "
+                           "auto (silhouette, default), size (from the training clips per actor) or an integer.")(fn)
+    fn = click.option("--actor-norm", "actor_norm", default=None,
+                      help="Per-actor normalisation (transductive, never uses labels): off (default); on (actors from "
+                           "the clip ids, unknown ones clustered); cluster (held-out/test actors found by clustering, "
+                           "as for anonymised test clips). benchmark takes a comma list to compare.")(fn)
+    return fn
+
+
+def _norm_transforms(mode: str | None, identity_groups: str | None) -> list | None:
+    """The transform chain for one ``--actor-norm`` mode (None when not given)."""
+    if mode is None:
+        return None
+    from blemore.normalise import actor_norm_transforms
+
+    return actor_norm_transforms(mode, _groups_value(identity_groups))
+
+
+def _groups_value(identity_groups: str | None) -> int | str:
+    if identity_groups is None:
+        return "auto"
+    return int(identity_groups) if identity_groups.strip().isdigit() else identity_groups.strip()
+
+
 def _common_options(fn: Callable) -> Callable:
     """Options shared by ``benchmark`` and ``train``."""
     opts = [
         click.option("--metadata", type=click.Path(exists=True, dir_okay=False), help="train_metadata.csv (labels, actors, folds)."),
         click.option("--features", "features", multiple=True, type=click.Path(exists=True, file_okay=False),
                      help="A feature folder (<clip_id>.npy per clip, or a blemore store subfolder). Repeat to fuse sources."),
-        click.option("--fusion", type=click.Choice(["early", "late"]), default=None, help="How several --features combine (default early)."),
+        click.option("--fusion", default=None, callback=_fusion_names,
+                     help="How several --features combine: early (default), late, late-learned (weights chosen on "
+                          "inner folds). benchmark takes a comma list to compare."),
         click.option("--late-mode", type=click.Choice(["prob", "logit"]), default=None, help="Late fusion: average probabilities or logits."),
         click.option("--preset", type=click.Choice(["paper", "fast"]), default=None, help="Training preset (default paper)."),
         click.option("--pooling", type=click.Choice(["stats", "windows"]), default=None,
@@ -109,7 +152,11 @@ def _config_kwargs(metadata, features, fusion, late_mode, preset, pooling, windo
 @_common_options
 @click.option("--test-metadata", type=click.Path(exists=True, dir_okay=False),
               help="test_metadata.csv: test clips to predict (scored when labelled); a submission is always written.")
-@click.option("--head", "heads", multiple=True, help="Head (default mlp-512); repeat to compare heads in one call.")
+@click.option("--head", "heads", multiple=True,
+              help="Head (default mlp-512), optionally with options: structured[ratio=ordinal,mixup=0.2]. Repeat or "
+                   "give a comma list to compare heads; several heads, --actor-norm modes or --fusion values make an "
+                   "ablation table (ablation.md/json in --out).")
+@_actor_norm_options
 @click.option("--selection", type=click.Choice(["nested", "paper"]), default=None,
               help="nested (default): epoch and thresholds from inner folds; paper: chosen on the validation fold (optimistic).")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default runs/<run name>).")
@@ -118,8 +165,8 @@ def _config_kwargs(metadata, features, fusion, late_mode, preset, pooling, windo
 @click.option("--json", "as_json", is_flag=True, help="Print results.json (a list for several runs) instead of tables.")
 @_friendly
 def benchmark_cmd(config_file, metadata, features, fusion, late_mode, preset, pooling, window, stride, epochs, lr,
-                  batch_size, weight_decay, folds, seed, missing, threads, quiet, test_metadata, heads, selection,
-                  out, model_dir, no_plots, as_json):
+                  batch_size, weight_decay, folds, seed, missing, threads, quiet, test_metadata, heads, actor_norm,
+                  identity_groups, selection, out, model_dir, no_plots, as_json):
     """Run the BLEMORE protocol: 5-fold actor-disjoint CV, test evaluation, trivial baselines, reports.
 
     Either flags (--metadata, --features ...) or a TOML CONFIG_FILE describing a grid of
@@ -137,14 +184,29 @@ def benchmark_cmd(config_file, metadata, features, fusion, late_mode, preset, po
             kw[k] = v
     if no_plots:
         kw["plots"] = False
+    from blemore.ablation import parse_heads, parse_list
+    from blemore.normalise import ACTOR_NORM_MODES
+
+    head_specs = parse_heads(heads) if heads else []
+    norms = parse_list(actor_norm, ACTOR_NORM_MODES, "--actor-norm mode")
+    fusions = (fusion or "").split(",") if fusion else []
+    if len(fusions) > 1:
+        kw.pop("fusion", None)
+    if not config_file and (len(head_specs) > 1 or len(norms) > 1 or len(fusions) > 1):
+        _ablation(kw, head_specs, norms, fusions, identity_groups, metadata, features, out, quiet, as_json)
+        return
+    if norms:
+        kw["transforms"] = _norm_transforms(norms[0], identity_groups)
     if config_file:
         configs = load_config(config_file, **kw)
-        if heads:
-            configs = [c.replace(head=h, name=None if len(heads) > 1 else c.name) for c in configs for h in heads]
+        if head_specs:
+            configs = [c.replace(head=h.name, head_options=dict(h.options), name=None if len(head_specs) > 1 else c.name)
+                       for c in configs for h in head_specs]
     else:
         if not metadata or not features:
             raise click.UsageError("give --metadata and --features (or a CONFIG_FILE)")
-        configs = [ExperimentConfig(**kw, **({"head": h} if h else {})) for h in (heads or [None])]
+        configs = [ExperimentConfig(**kw, **({"head": h.name, "head_options": dict(h.options)} if h else {}))
+                   for h in (head_specs or [None])]
     several = len(configs) > 1
     for c in configs:
         if not c.out or (several and not config_file):
@@ -182,15 +244,35 @@ def benchmark_cmd(config_file, metadata, features, fusion, late_mode, preset, po
             click.echo(f"Side-by-side table: {where}")
 
 
+def _ablation(kw, head_specs, norms, fusions, identity_groups, metadata, features, out, quiet, as_json) -> None:
+    """``benchmark`` with several heads / --actor-norm modes / fusions: one ablation table."""
+    from blemore.ablation import run_ablation
+    from blemore.config import ExperimentConfig
+
+    if not metadata or not features:
+        raise click.UsageError("give --metadata and --features for an ablation (several heads, norms or fusions)")
+    out_dir = Path(out) if out else Path("runs") / "ablation"
+    base = ExperimentConfig(**{k: v for k, v in kw.items() if k not in ("out", "model_dir")})
+    say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    res = run_ablation(base, head_specs or ["mlp-512"], norms or ["off"], fusions or None, out=out_dir,
+                       n_groups=_groups_value(identity_groups), progress=not quiet, log=say)
+    if as_json:
+        click.echo(json.dumps(res.as_dict(), indent=2, default=str))
+        return
+    click.echo(res.markdown())
+    click.echo(f"Ablation table: {out_dir / 'ablation.md'} (and ablation.json); run folders below {out_dir}")
+
+
 # ----------------------------------------------------------------------------- train
 @click.command("train")
 @_common_options
 @click.option("--head", default="mlp-512", show_default=True, help="Head to train.")
 @click.option("--out", "model_dir", required=True, type=click.Path(file_okay=False), help="Model folder to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the bundle description as JSON.")
+@_actor_norm_options
 @_friendly
 def train_cmd(metadata, features, fusion, late_mode, preset, pooling, window, stride, epochs, lr, batch_size,
-              weight_decay, folds, seed, missing, threads, quiet, head, model_dir, as_json):
+              weight_decay, folds, seed, missing, threads, quiet, head, model_dir, as_json, actor_norm, identity_groups):
     """Train on all labelled clips and save a self-contained model bundle.
 
     The epoch and the decoding thresholds are chosen on the pooled out-of-fold outputs of a
@@ -204,7 +286,16 @@ def train_cmd(metadata, features, fusion, late_mode, preset, pooling, window, st
         raise click.UsageError("give --metadata and --features")
     kw = _config_kwargs(metadata, features, fusion, late_mode, preset, pooling, window, stride, epochs, lr,
                         batch_size, weight_decay, folds, seed, missing, threads)
-    cfg = ExperimentConfig(**kw, head=head, model_dir=model_dir, plots=False)
+    if fusion and "," in fusion:
+        raise click.UsageError("train takes one --fusion")
+    if actor_norm:
+        if "," in actor_norm:
+            raise click.UsageError("train takes one --actor-norm mode")
+        kw["transforms"] = _norm_transforms(actor_norm.strip(), identity_groups)
+    from blemore.ablation import parse_heads
+
+    spec = parse_heads(head)[0]
+    cfg = ExperimentConfig(**kw, head=spec.name, head_options=dict(spec.options), model_dir=model_dir, plots=False)
     model = train_model(cfg, progress=not quiet)
     if as_json:
         click.echo(json.dumps(model.manifest(), indent=2, default=str))

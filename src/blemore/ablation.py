@@ -1,0 +1,517 @@
+"""Ablation: heads x per-actor normalisation x fusion on the same features and folds, in one table.
+
+:func:`run_ablation` runs the full protocol (:func:`blemore.experiment.run_experiment`) for
+every combination of head, ``--actor-norm`` mode and fusion strategy, with the same metadata,
+folds, seeds and selection protocol, and writes ``ablation.md`` and ``ablation.json`` into
+the output folder (each run also gets its own run folder below it). The table reports, per
+configuration, the mean ± std over folds of ACC_presence and ACC_salience and the **paired
+per-fold differences** against the reference configuration (the paper's head, ``mlp-512``,
+without per-actor normalisation, with the first fusion listed): mean ± std of the
+differences, how many folds improved, and the exact two-sided sign-flip permutation p-value
+(with 5 folds the smallest possible value is 2/32 = 0.0625, so no 5-fold difference is
+"significant" at 0.05; read the per-fold signs).
+
+Heads are given as specs: ``"structured"``, or with options ``"structured[ratio=ordinal,mixup=0.2]"``
+(:func:`parse_heads`; several specs in one string are separated by commas outside brackets).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+__all__ = [
+    "HeadSpec", "parse_heads", "parse_list", "AblationRow", "AblationResult", "run_ablation",
+    "paired_differences", "sign_flip_p", "ablation_markdown", "REFERENCE_HEAD",
+]
+
+REFERENCE_HEAD = "mlp-512"
+METRICS = ("acc_presence", "acc_salience")
+
+
+class AblationError(ValueError):
+    """An ablation that cannot run as asked (bad head spec, no configurations)."""
+
+
+# ----------------------------------------------------------------------------- head specs
+@dataclass(frozen=True)
+class HeadSpec:
+    """A registered head name with constructor options."""
+
+    name: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def label(self) -> str:
+        if not self.options:
+            return self.name
+        return f"{self.name}[" + ",".join(f"{k}={_fmt_value(v)}" for k, v in self.options) + "]"
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "options": dict(self.options)}
+
+    def __str__(self) -> str:  # pragma: no cover - convenience
+        return self.label
+
+
+def _fmt_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _parse_value(text: str) -> Any:
+    t = text.strip()
+    low = t.lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    for conv in (int, float):
+        try:
+            return conv(t)
+        except ValueError:
+            pass
+    return t
+
+
+def _split_top(text: str) -> list[str]:
+    """Split on commas that are not inside brackets."""
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+            if depth < 0:
+                raise AblationError(f"unbalanced ']' in {text!r}")
+        if ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    if depth != 0:
+        raise AblationError(f"unbalanced '[' in {text!r}")
+    parts.append("".join(cur))
+    return [p.strip() for p in parts if p.strip()]
+
+
+_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)(\[(?P<opts>.*)\])?$")
+
+
+def parse_heads(specs: str | Iterable[str | HeadSpec]) -> list[HeadSpec]:
+    """Head specs from strings like ``"mlp-512,structured[ratio=ordinal,dropout=0.3]"`` (or a
+    list of such strings). Names are checked against the heads registry and options by
+    building each head once."""
+    from blemore.heads import create_head, list_heads
+
+    items: list[str | HeadSpec] = [specs] if isinstance(specs, str) else list(specs)
+    out: list[HeadSpec] = []
+    for item in items:
+        if isinstance(item, HeadSpec):
+            out.append(item)
+            continue
+        for part in _split_top(str(item)):
+            m = _SPEC.match(part)
+            if not m:
+                raise AblationError(f"bad head spec {part!r}; expected NAME or NAME[key=value,...], "
+                                    "e.g. structured[ratio=ordinal,mixup=0.2]")
+            opts: list[tuple[str, Any]] = []
+            for kv in re.split(r"[,;]", m["opts"] or ""):
+                if not kv.strip():
+                    continue
+                if "=" not in kv:
+                    raise AblationError(f"head option {kv!r} in {part!r} is not key=value")
+                k, v = kv.split("=", 1)
+                opts.append((k.strip(), _parse_value(v)))
+            if m["name"] not in list_heads():
+                raise AblationError(f"unknown head {m['name']!r} in {part!r}; registered heads: {', '.join(list_heads())}")
+            spec = HeadSpec(m["name"], tuple(opts))
+            try:
+                create_head(spec.name, **dict(spec.options))
+            except (TypeError, ValueError) as e:
+                raise AblationError(f"head spec {part!r}: {e}") from None
+            out.append(spec)
+    if not out:
+        raise AblationError("no head given")
+    return list(dict.fromkeys(out))
+
+
+def parse_list(values: str | Iterable[str] | None, allowed: Sequence[str] | None = None, what: str = "value") -> list[str]:
+    """Comma-separated (and/or repeated) values, order kept, duplicates dropped."""
+    if values is None:
+        return []
+    items = [values] if isinstance(values, str) else list(values)
+    out = [v.strip() for it in items for v in str(it).split(",") if v.strip()]
+    if allowed is not None:
+        bad = [v for v in out if v not in allowed]
+        if bad:
+            raise AblationError(f"unknown {what}(s) {bad}; expected some of {', '.join(allowed)}")
+    return list(dict.fromkeys(out))
+
+
+# ----------------------------------------------------------------------------- statistics
+def sign_flip_p(diffs: Sequence[float]) -> float:
+    """Exact two-sided p-value of the paired sign-flip (randomisation) test of a zero mean
+    difference: the share of the ``2^n`` sign patterns whose |mean| reaches the observed one."""
+    d = np.asarray(diffs, dtype=np.float64)
+    n = len(d)
+    if n == 0:
+        return 1.0
+    if n > 16:
+        raise ValueError("the exact sign-flip test enumerates 2^n patterns; use at most 16 folds")
+    obs = abs(d.mean())
+    signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
+    means = np.abs(signs @ d / n)
+    return float(np.mean(means >= obs - 1e-12))
+
+
+def paired_differences(a: Sequence[float], b: Sequence[float]) -> dict:
+    """Per-fold differences ``a - b`` with their mean, std, wins/losses and sign-flip p."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired differences need the same folds, got {len(a)} and {len(b)} values")
+    d = a - b
+    return {"mean": float(d.mean()) if len(d) else 0.0, "std": float(d.std()) if len(d) else 0.0,
+            "folds": [float(x) for x in d], "wins": int((d > 1e-12).sum()), "losses": int((d < -1e-12).sum()),
+            "p_sign_flip": sign_flip_p(d)}
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass
+class AblationRow:
+    """One configuration of the ablation and what it scored."""
+
+    key: str
+    head: HeadSpec
+    actor_norm: str
+    fusion: str
+    validation: dict  # metric -> {mean, std, folds}
+    test: dict | None
+    seconds: float
+    run_dir: str | None
+    folds: list[int]
+    epochs: list[int]
+    weights: list | None
+    vs_reference: dict = field(default_factory=dict)  # metric -> paired differences
+    vs_paper_head: dict = field(default_factory=dict)  # same norm and fusion, head mlp-512
+
+    def as_dict(self) -> dict:
+        return {"key": self.key, "head": self.head.as_dict(), "head_label": self.head.label,
+                "actor_norm": self.actor_norm, "fusion": self.fusion, "validation": self.validation,
+                "test": self.test, "seconds": self.seconds, "run_dir": self.run_dir, "folds": self.folds,
+                "epochs": self.epochs, "fusion_weights": self.weights, "vs_reference": self.vs_reference,
+                "vs_paper_head": self.vs_paper_head}
+
+
+@dataclass
+class AblationResult:
+    """All rows, the reference, the winners, and the identity-grouping report."""
+
+    rows: list[AblationRow]
+    reference: str
+    selection: str
+    settings: dict
+    grouping: dict | None = None
+    seconds: float = 0.0
+
+    def row(self, key: str) -> AblationRow:
+        for r in self.rows:
+            if r.key == key:
+                return r
+        raise KeyError(key)
+
+    def winner(self, metric: str) -> AblationRow:
+        """Highest mean over folds (ties: the first configuration in table order)."""
+        best = None
+        for r in self.rows:
+            if best is None or r.validation[metric]["mean"] > best.validation[metric]["mean"] + 1e-12:
+                best = r
+        assert best is not None
+        return best
+
+    def as_dict(self) -> dict:
+        return {"reference": self.reference, "selection": self.selection, "settings": self.settings,
+                "rows": [r.as_dict() for r in self.rows], "grouping": self.grouping, "seconds": self.seconds,
+                "winners": {m: self.winner(m).key for m in METRICS}}
+
+    def markdown(self) -> str:
+        return ablation_markdown(self)
+
+
+def _pm(d: Mapping) -> str:
+    return f"{d['mean']:.3f} ± {d['std']:.3f}"
+
+
+def _delta(d: Mapping | None) -> str:
+    if not d:
+        return "-"
+    return f"{d['mean']:+.3f} ± {d['std']:.3f} ({d['wins']}/{len(d['folds'])})"
+
+
+_NORM_TEXT = {
+    "off": "no per-actor normalisation (standardisation with training statistics only)",
+    "on": "per-actor normalisation, transductive: every actor standardised with all of that actor's clips "
+          "(held-out and test clips included, labels never used); actors known from the clip ids, clips of "
+          "unknown actors grouped by clustering",
+    "cluster": "per-actor normalisation, transductive, with the actors of held-out and test clips NOT taken "
+               "from the clip ids but found by clustering identity features (as for the anonymised official "
+               "test clips); training actors known",
+}
+
+
+def ablation_markdown(res: AblationResult) -> str:
+    """``ablation.md``: the main table, per-fold differences, winners and settings."""
+    s = res.settings
+    ref = res.row(res.reference)
+    lines = ["# Ablation: head x per-actor normalisation x fusion", ""]
+    lines += [f"- features: {', '.join(s.get('features', []))}",
+              f"- preset: {s.get('preset')}, selection: {res.selection}"
+              + (" (epoch, thresholds and fusion weights chosen on inner folds only; the held-out fold is "
+                 "read only to score)" if res.selection == "nested" else " (chosen on the held-out fold itself: optimistic)"),
+              f"- folds: {ref.folds} (the same for every configuration, so differences are paired per fold)",
+              f"- reference: `{res.reference}` (the paper's head and protocol)"]
+    norms = sorted({r.actor_norm for r in res.rows}, key=lambda m: ("off", "on", "cluster").index(m))
+    for m in norms:
+        lines.append(f"- actor norm `{m}`: {_NORM_TEXT[m]}")
+    lines.append(f"- total time: {res.seconds / 60:.1f} min")
+    lines.append("")
+    has_test = any(r.test for r in res.rows)
+    head = ("| # | head | actor norm | fusion | presence | salience | Δ presence vs ref (wins) | "
+            "Δ salience vs ref (wins) |" + (" test presence | test salience |" if has_test else "") + " min |")
+    lines += ["## Validation (mean ± std over folds; Δ = paired per-fold difference, mean ± std, folds improved)",
+              "", head, "|---" * (head.count("|") - 1) + "|"]
+    for i, r in enumerate(res.rows, 1):
+        mark = " (ref)" if r.key == res.reference else ""
+        cells = [str(i), f"`{r.head.label}`{mark}", r.actor_norm, r.fusion, _pm(r.validation["acc_presence"]),
+                 _pm(r.validation["acc_salience"]),
+                 _delta(r.vs_reference.get("acc_presence")) if r.key != res.reference else "-",
+                 _delta(r.vs_reference.get("acc_salience")) if r.key != res.reference else "-"]
+        if has_test:
+            cells += [f"{r.test['acc_presence']:.3f}" if r.test else "-", f"{r.test['acc_salience']:.3f}" if r.test else "-"]
+        cells.append(f"{r.seconds / 60:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for metric, title in (("acc_salience", "ACC_salience"), ("acc_presence", "ACC_presence")):
+        w = res.winner(metric)
+        d = w.vs_reference.get(metric)
+        txt = f"**Best {title}: `{w.head.label}`, actor norm {w.actor_norm}, fusion {w.fusion}**: {_pm(w.validation[metric])}"
+        if w.key != res.reference and d:
+            txt += (f"; vs the reference {d['mean']:+.3f} ± {d['std']:.3f} per fold "
+                    f"[{' '.join(f'{x:+.3f}' for x in d['folds'])}], better in {d['wins']}/{len(d['folds'])} folds, "
+                    f"sign-flip p = {d['p_sign_flip']:.3f}")
+        else:
+            txt += " (the reference itself)"
+        lines += [txt, ""]
+    folds = ref.folds
+    for metric, title in (("acc_salience", "ACC_salience"), ("acc_presence", "ACC_presence")):
+        lines += [f"## Per-fold paired differences vs the reference: {title}", "",
+                  "| configuration | " + " | ".join(f"fold {f}" for f in folds) + " | mean ± std | wins | p (sign flip) |",
+                  "|---" * (len(folds) + 4) + "|"]
+        for r in res.rows:
+            if r.key == res.reference:
+                continue
+            d = r.vs_reference[metric]
+            lines.append(f"| {r.key} | " + " | ".join(f"{x:+.3f}" for x in d["folds"])
+                         + f" | {d['mean']:+.3f} ± {d['std']:.3f} | {d['wins']}/{len(folds)} | {d['p_sign_flip']:.3f} |")
+        lines.append("")
+    head_rows = [r for r in res.rows if r.vs_paper_head and r.head.label != REFERENCE_HEAD]
+    if head_rows:
+        lines += ["## Head effect: Δ vs `mlp-512` with the same normalisation and fusion", "",
+                  "| configuration | Δ presence (wins) | Δ salience (wins) |", "|---|---|---|"]
+        for r in head_rows:
+            lines.append(f"| {r.key} | {_delta(r.vs_paper_head['acc_presence'])} | {_delta(r.vs_paper_head['acc_salience'])} |")
+        lines.append("")
+    if res.grouping:
+        g = res.grouping
+        lines += ["## Identity grouping (for per-actor normalisation of clips of unknown actors)", ""]
+        cv = g.get("cv")
+        if cv:
+            lines.append(f"Blind clustering of each held-out fold (identity directions learned from the other folds' "
+                         f"actors, n_groups={cv['n_groups']}): adjusted Rand index vs the true actors "
+                         f"{cv['ari_mean']:.3f} on average; per fold: "
+                         + ", ".join(f"fold {f['fold']}: ARI {f['ari']:.3f}, {f['groups_found']} groups for "
+                                     f"{f['actors']} actors" for f in cv["folds"]) + ".")
+        t = g.get("test")
+        if t:
+            lines.append("")
+            lines.append(f"Test clips clustered blind: {t['groups_found']} groups"
+                         + (f" for {t['actors']} actors, ARI {t['ari']:.3f}" if t.get("ari") is not None else "") + ".")
+        lines.append("")
+    lines += ["Run folders (results.md, plots, predictions) are listed in `ablation.json`.", ""]
+    return "\n".join(lines)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.\-]+", "-", text).strip("-")
+
+
+# ----------------------------------------------------------------------------- runner
+def _grouping_report(base, n_groups) -> dict | None:
+    """ARI of blind identity clustering on held-out training folds (and on the test clips
+    when their actors are known)."""
+    from blemore.dataset import ensure_folds, load_metadata
+    from blemore.features import load_features
+    from blemore.heads.base import aggregate_rows
+    from blemore.normalise import IdentityProjector, adjusted_rand_index, evaluate_identity_grouping, identity_groups
+    from blemore.pooling import Pooling
+
+    table = load_metadata(base.metadata)
+    train = table[table["split"] == "train"].reset_index(drop=True)
+    gcol = "gender" if "gender" in train.columns and train["gender"].notna().all() else None
+    train = ensure_folds(train, k=base.folds, seed=base.fold_seed, gender_column=gcol)
+    pooling = Pooling(kind=base.pooling, window=base.window, stride=base.stride)
+    ids = train["clip_id"].tolist()
+    test = load_metadata(base.test_metadata, split="test") if base.test_metadata else None
+    if test is not None:
+        ids += test["clip_id"].tolist()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fs = load_features(base.features, ids, pooling, missing=base.missing)
+
+    def matrix(clips: Sequence[str]) -> np.ndarray:
+        pos = np.array([fs.index[c] for c in clips], dtype=np.int64)
+        X, owner = fs.rows(fs.sources, pos)
+        if owner is not None:
+            X = aggregate_rows(np.nan_to_num(X), owner, len(pos))
+        return X
+
+    train = train[train["clip_id"].isin(fs.index)].reset_index(drop=True)
+    Xtr = matrix(train["clip_id"].tolist())
+    cv = evaluate_identity_grouping(Xtr, train["actor"].tolist(), train["fold"].to_numpy(), n_groups=n_groups)
+    out: dict[str, Any] = {"cv": cv.as_dict()}
+    if test is not None and len(test):
+        test = test[test["clip_id"].isin(fs.index)].reset_index(drop=True)
+        proj = IdentityProjector.fit(Xtr, train["actor"].tolist())
+        lab = identity_groups(proj.project(matrix(test["clip_id"].tolist())), n_groups, proj.rows_per_group)
+        actors = test["actor"]
+        known = actors.notna().all() and not (actors.astype(str).str.strip() == "").any()
+        out["test"] = {"clips": int(len(test)), "groups_found": int(len(np.unique(lab))),
+                       "actors": int(actors.nunique()) if known else None,
+                       "ari": adjusted_rand_index(actors.astype(str).tolist(), lab) if known else None}
+    return out
+
+
+def run_ablation(
+    base,
+    heads: Sequence[str | HeadSpec] | str,
+    norms: Sequence[str] = ("off",),
+    fusions: Sequence[str] | None = None,
+    *,
+    out: str | os.PathLike | None = None,
+    n_groups: int | str = "auto",
+    reference: str = REFERENCE_HEAD,
+    progress: bool = True,
+    write_runs: bool = True,
+    log: Callable[[str], None] | None = None,
+    run: Callable | None = None,
+) -> AblationResult:
+    """Run every (head, actor-norm mode, fusion) combination on ``base``'s data and folds.
+
+    ``base`` is an :class:`~blemore.config.ExperimentConfig` (its ``head``, ``transforms``,
+    ``fusion`` and ``out`` are replaced per configuration). ``norms`` are ``--actor-norm``
+    modes (``off``, ``on``, ``cluster``); ``fusions`` registered fusion names (ignored, i.e.
+    just ``base.fusion``, with a single feature source). The reference (``reference`` head,
+    actor norm ``off``, the first fusion) is added when not among the combinations. Writes
+    ``ablation.md`` and ``ablation.json`` into ``out`` (when given), each run into
+    ``out/<configuration>``. ``run`` replaces :func:`blemore.experiment.run_experiment`
+    (tests).
+    """
+    from blemore.experiment import run_experiment
+    from blemore.fusion import list_fusions
+    from blemore.normalise import ACTOR_NORM_MODES, actor_norm_transforms
+
+    log = log or (lambda msg: None)
+    run = run or run_experiment
+    t_start = time.perf_counter()
+    head_specs = parse_heads(heads)
+    norms = parse_list(norms, ACTOR_NORM_MODES, "actor-norm mode") or ["off"]
+    if len(base.features) > 1:
+        fusions = parse_list(fusions, list_fusions(), "fusion") or [base.fusion]
+    else:
+        fusions = [base.fusion]
+    ref_spec = parse_heads(reference)[0]
+    combos = [(h, n, f) for h in head_specs for n in norms for f in fusions]
+    ref_combo = (ref_spec, "off", fusions[0])
+    if ref_combo not in combos:
+        combos.insert(0, ref_combo)
+        log(f"adding the reference configuration ({ref_spec.label}, actor norm off, {fusions[0]})")
+
+    def key_of(h: HeadSpec, n: str, f: str) -> str:
+        parts = [h.label, f"norm-{n}"]
+        if len(base.features) > 1:
+            parts.append(f)
+        return " / ".join(parts)
+
+    out_dir = Path(out) if out else None
+    rows: list[AblationRow] = []
+    for i, (h, n, f) in enumerate(combos, 1):
+        key = key_of(h, n, f)
+        log(f"[{i}/{len(combos)}] {key}")
+        name = _slug(f"{h.label}_norm-{n}" + (f"_{f}" if len(base.features) > 1 else ""))
+        cfg = base.replace(head=h.name, head_options=dict(h.options), transforms=actor_norm_transforms(n, n_groups),
+                           fusion=f, fusion_options={} if f != base.fusion else dict(base.fusion_options),
+                           name=name, out=str(out_dir / name) if out_dir else None)
+        t0 = time.perf_counter()
+        r = run(cfg, progress=progress, write=write_runs)
+        res = r.results
+        val = res["validation"]
+        rows.append(AblationRow(
+            key=key, head=h, actor_norm=n, fusion=f,
+            validation={m: {k: val[m][k] for k in ("mean", "std", "folds")} for m in METRICS},
+            test={m: res["test"][m] for m in METRICS} if res.get("test") else None,
+            seconds=time.perf_counter() - t0, run_dir=cfg.out,
+            folds=[int(x["fold"]) for x in val["folds"]], epochs=[int(x["epoch"]) for x in val["folds"]],
+            weights=[x.get("weights") for x in val["folds"]] if len(base.features) > 1 else None))
+    ref_key = key_of(*ref_combo)
+    ref_row = next(r for r in rows if r.key == ref_key)
+    by_cell = {(r.head.label, r.actor_norm, r.fusion): r for r in rows}
+    for r in rows:
+        if r.folds != ref_row.folds:
+            raise AblationError(f"configuration {r.key} ran on folds {r.folds}, the reference on {ref_row.folds}")
+        r.vs_reference = {m: paired_differences(r.validation[m]["folds"], ref_row.validation[m]["folds"]) for m in METRICS}
+        ph = by_cell.get((ref_spec.label, r.actor_norm, r.fusion))
+        if ph is not None and ph is not r:
+            r.vs_paper_head = {m: paired_differences(r.validation[m]["folds"], ph.validation[m]["folds"]) for m in METRICS}
+    grouping = None
+    if any(n != "off" for n in norms) and base.metadata:
+        try:
+            grouping = _grouping_report(base, n_groups)
+        except (ValueError, KeyError) as e:  # a report, not a reason to lose the ablation
+            grouping = {"error": str(e)}
+    settings = {"features": [str(f) for f in base.features], "preset": base.preset, "pooling": base.pooling,
+                "heads": [h.label for h in head_specs], "actor_norm": list(norms), "fusions": list(fusions),
+                "n_groups": n_groups, "seed": base.seed, "train": dict(base.train),
+                "test_metadata": base.test_metadata}
+    result = AblationResult(rows, ref_key, base.selection, settings,
+                            grouping if grouping and "error" not in grouping else None,
+                            time.perf_counter() - t_start)
+    if grouping and "error" in grouping:
+        result.settings["grouping_error"] = grouping["error"]
+    if out_dir is not None:
+        _atomic_write(out_dir / "ablation.json", (json.dumps(result.as_dict(), indent=2, default=str) + "\n").encode())
+        _atomic_write(out_dir / "ablation.md", result.markdown().encode())
+    return result
