@@ -565,6 +565,11 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, table: pd.Da
                                    "params": sel.params}
             else:
                 results["test_unlabelled"] = {"n_clips": len(exp.test_pos)}
+    from blemore.normalise import actor_norm_summary  # per-actor normalisation: what it did (None if unused)
+
+    actor_norm = actor_norm_summary(exp, job if want_final else None)
+    if actor_norm is not None:
+        results["actor_norm"] = actor_norm
     results["timing"] = {"total_seconds": round(time.perf_counter() - t_start, 3),
                          "cv_seconds": round(cv_seconds, 3),
                          "cv_seconds_per_fold": round(cv_seconds / len(exp.folds), 3),

@@ -42,7 +42,7 @@ from blemore.features import FeatureError, Transform, register_transform
 __all__ = [
     "ActorNorm", "actor_standardise", "identity_groups", "estimate_n_groups", "IdentityProjector",
     "adjusted_rand_index", "evaluate_identity_grouping", "GroupingReport", "is_unknown_group",
-    "ACTOR_NORM_MODES", "actor_norm_transforms", "uses_actor_norm",
+    "ACTOR_NORM_MODES", "actor_norm_transforms", "uses_actor_norm", "actor_norm_summary",
 ]
 
 ACTOR_NORM_MODES = ("off", "on", "cluster")
@@ -377,3 +377,56 @@ def evaluate_identity_grouping(X: np.ndarray, actors: Sequence[Any], folds: Sequ
                      "groups_found": int(len(np.unique(lab))),
                      "ari": adjusted_rand_index(actors[test], lab)})
     return GroupingReport(float(np.mean([r["ari"] for r in rows])) if rows else 0.0, rows, str(n_groups))
+
+
+# ----------------------------------------------------------------------------- run summary
+def _actor_norm_of(job, group: int = 0) -> "ActorNorm | None":
+    if job is None or not job.parts:
+        return None
+    for t in job.parts[group].chain.transforms:
+        if isinstance(t, ActorNorm):
+            return t
+    return None
+
+
+def _grouping_record(an: "ActorNorm", true_actors: Sequence[Any]) -> dict:
+    rec: dict[str, Any] = {"clustered_rows": int(an.last_clustered.get("rows", 0)),
+                           "groups_found": int(an.last_clustered.get("groups", 0))}
+    known = [not is_unknown_group(a) for a in true_actors]
+    if rec["clustered_rows"] and len(an.last_groups) == len(true_actors) and all(known):
+        rec["actors"] = int(len({str(a) for a in true_actors}))
+        rec["ari"] = adjusted_rand_index(true_actors, an.last_groups)
+    return rec
+
+
+def actor_norm_summary(exp, final_job=None) -> dict | None:
+    """What per-actor normalisation did in a run (None when it was not used): the transform
+    settings, and for clips whose actor was found by clustering, the number of groups and the
+    adjusted Rand index against the true actors when those are known (held-out folds of the
+    outer CV models; the test clips of the final model)."""
+    spec = uses_actor_norm(getattr(exp.cfg, "transforms", []))
+    if spec is None:
+        return None
+    out: dict[str, Any] = {
+        "used": True, "transform": spec, "labels_used": False,
+        "description": "transductive per-actor standardisation: each actor's clips (held-out and test clips "
+                       "included) standardised with that actor's own statistics; labels never used; "
+                       + ("actors of held-out and test clips found by clustering identity features"
+                          if spec.get("identity") == "cluster" else
+                          "actors taken from the metadata, clips of unknown actors grouped by clustering"),
+    }
+    folds = []
+    for k in exp.folds:
+        an = _actor_norm_of(exp.jobs.get(frozenset({k})))
+        if an is None:
+            continue
+        rec = {"fold": int(k), **_grouping_record(an, list(exp.actor[exp.fold_positions(k)]))}
+        folds.append(rec)
+    out["folds"] = folds
+    aris = [f["ari"] for f in folds if "ari" in f]
+    if aris:
+        out["ari_mean"] = float(np.mean(aris))
+    an = _actor_norm_of(final_job)
+    if an is not None and getattr(exp, "test_pos", None) is not None and len(exp.test_pos):
+        out["test"] = _grouping_record(an, list(exp.actor[exp.test_pos]))
+    return out

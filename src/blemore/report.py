@@ -67,6 +67,21 @@ def fmt_pm(d: Mapping | float | None, digits: int = 3) -> str:
 
 
 # ----------------------------------------------------------------------------- markdown
+def _actor_norm_line(res: Mapping) -> str:
+    """Whether per-actor normalisation was used, said explicitly (blemore.normalise)."""
+    an = res.get("actor_norm")
+    if not an:
+        return "not used"
+    txt = "USED (" + an.get("description", "transductive, per actor") + ")"
+    if "ari_mean" in an:
+        txt += f"; held-out actors recovered by clustering with adjusted Rand index {an['ari_mean']:.3f}"
+    t = an.get("test") or {}
+    if t.get("clustered_rows"):
+        txt += f"; test clips clustered into {t['groups_found']} groups" + (
+            f" (ARI {t['ari']:.3f} vs {t['actors']} actors)" if "ari" in t else "")
+    return txt
+
+
 def results_markdown(res: Mapping) -> str:
     """``results.md``: the paper-shaped tables plus per-fold and per-configuration detail."""
     feats = " + ".join(res.get("features") or [])
@@ -82,6 +97,7 @@ def results_markdown(res: Mapping) -> str:
               f"- pooling: {res.get('pooling', {}).get('kind', 'stats')}"
               + (f", fusion: {res['fusion']['kind']}" if res.get("fusion") else ""),
               f"- transforms: {', '.join(t['name'] for t in res.get('transforms', []))}",
+              f"- per-actor normalisation: {_actor_norm_line(res)}",
               f"- data: {res['data']['train_clips']} training clips, {res['data']['train_actors']} actors, "
               f"folds {res['data']['folds']}, {res['data']['test_clips']} test clips", ""]
     n = len(val["acc_presence"]["folds"])
