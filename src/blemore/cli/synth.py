@@ -1,8 +1,117 @@
-"""CLI commands of the synth area (see blemore.cli)."""
+"""CLI commands of the synth area: ``blemore synth media`` and ``blemore demo``.
+
+Thin layer over :func:`blemore.synth.media.generate_media_corpus` and
+:func:`blemore.demo.run_demo`. The ``synth`` group is shared with the engine area (which owns
+``synth features``): whichever registers first creates it, the other joins it.
+"""
 from __future__ import annotations
 
+import functools
+from typing import Any, Callable
+
 import click
+
+_EXPECTED = (ValueError, OSError, KeyError)
+
+
+def _friendly(fn: Callable) -> Callable:
+    """Library errors (bad values, missing files) become click errors: ``Error: ...``, exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except _EXPECTED as e:
+            raise click.ClickException(str(e).strip("'\"")) from None
+
+    return wrapper
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
+    try:
+        w, h = (int(x) for x in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected WIDTHxHEIGHT such as 192x192, got {value!r}") from None
+    return w, h
+
+
+@click.command("media")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--actors", type=int, default=10, show_default=True, help="Training actors (at least --folds).")
+@click.option("--test-actors", type=int, default=3, show_default=True, help="Held-out test actors.")
+@click.option("--folds", type=int, default=5, show_default=True, help="Actor-disjoint cross-validation folds.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--difficulty", default="medium", show_default=True,
+              help="0..1 or easy / medium / hard: actor variation, noise, weaker expressions.")
+@click.option("--size", default="192x192", show_default=True, callback=_size, help="Frame size WIDTHxHEIGHT.")
+@click.option("--duration", type=float, default=2.0, show_default=True, help="Seconds per clip.")
+@click.option("--fps", type=float, default=12.0, show_default=True, help="Frames per second.")
+@click.option("--format", "fmt", type=click.Choice(["mov", "mp4"]), default="mov", show_default=True)
+@click.option("--intensities", type=int, default=1, show_default=True,
+              help="Intensity levels (and neutral situations) per emotion per actor, 1..4.")
+@click.option("--no-signal", is_flag=True, help="Content unrelated to the labels (a chance-level control).")
+@click.option("--anonymise-test", is_flag=True,
+              help="Name test clips test_0001 ... (labels go to test_answers.csv only).")
+@click.option("--workers", type=int, default=None, help="Processes (default: all cores).")
+@click.option("--overwrite", is_flag=True, help="Re-render clips that already exist.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_friendly
+def synth_media_cmd(out, actors, test_actors, folds, seed, difficulty, size, duration, fps, fmt, intensities,
+                    no_signal, anonymise_test, workers, overwrite, quiet):
+    """Generate a media-level synthetic BLEMORE corpus in OUT: video clips with a voice track,
+    named by the BLEMORE grammar, with train/test metadata and a known answer."""
+    from blemore.synth.media import SynthConfig, generate_media_corpus, parse_difficulty
+
+    cfg = SynthConfig(actors=actors, test_actors=test_actors, folds=folds, seed=seed,
+                      difficulty=parse_difficulty(difficulty), size=size, duration=duration, fps=fps,
+                      format=fmt, intensities=intensities, signal=not no_signal,
+                      anonymise_test=anonymise_test)
+    c = generate_media_corpus(out, cfg, workers=workers, progress=not quiet, overwrite=overwrite)
+    n_train = int((c.table["split"] == "train").sum())
+    n_test = int((c.table["split"] == "test").sum())
+    click.echo(f"{n_train} training clips ({cfg.actors} actors, {cfg.folds} folds) and {n_test} test clips "
+               f"({cfg.test_actors} actors) in {c.seconds:.1f} s ({c.written} written, {c.skipped} kept)"
+               + ("; NO SIGNAL: labels unrelated to content" if no_signal else ""))
+    click.echo(f"  clips:          {c.train_dir}" + (f", {c.test_dir}" if n_test else ""))
+    click.echo(f"  train metadata: {c.train_metadata}")
+    if c.test_metadata:
+        click.echo(f"  test metadata:  {c.test_metadata}")
+    if c.answers:
+        click.echo(f"  test answers:   {c.answers}")
+
+
+@click.command("demo")
+@click.option("--out", type=click.Path(file_okay=False), default="demo_run", show_default=True,
+              help="Folder for the corpus, features, reports and model.")
+@click.option("--quick", is_flag=True, help="A smaller corpus and fewer runs (about a third of the time).")
+@click.option("--workers", type=int, default=None, help="Processes for generation and extraction (default: all cores).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_friendly
+def demo_cmd(out, quick, workers, seed):
+    """Run the whole pipeline on a generated corpus: generate, extract, benchmark, report,
+    train a model, predict on held-out clips; print where everything is."""
+    from blemore.demo import run_demo
+
+    run_demo(out, quick=quick, workers=workers, seed=seed, echo=click.echo)
+
+
+def _synth_group(group: click.Group) -> click.Group:
+    """The ``synth`` group, shared with the engine area (see the module docstring)."""
+    existing = group.commands.get("synth")
+    if isinstance(existing, click.Group):
+        return existing
+
+    @click.group("synth")
+    def synth() -> None:
+        """Generate synthetic BLEMORE-shaped corpora (media clips or features)."""
+
+    group.add_command(synth)
+    return synth
 
 
 def register(group: click.Group) -> None:
     """Attach this area's commands to the main group."""
+    _synth_group(group).add_command(synth_media_cmd)
+    group.add_command(demo_cmd)
