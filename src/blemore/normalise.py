@@ -150,7 +150,12 @@ def estimate_n_groups(Z: np.ndarray, rows_per_group: float | None = None, k_min:
                       k_max: int | None = None) -> int:
     """The number of identity groups in ``Z`` (projected rows) by the silhouette criterion
     over Ward clusterings with ``k_min..k_max`` groups (default range: a third to three times
-    ``len(Z) / rows_per_group``, or 2..sqrt(n)). Ties go to the smaller k."""
+    ``len(Z) / rows_per_group``, or 2..sqrt(n)). Ties go to the smaller k.
+
+    With ``rows_per_group`` (the typical clip count of an actor: every BLEMORE actor performs
+    every configuration) two plausibility rules apply: a clustering with a group smaller than
+    a quarter of that is not considered, and fewer rows than 1.5 actors' worth are one group
+    unless a split is clearly separated (silhouette >= 0.5)."""
     from sklearn.metrics import silhouette_score
 
     n = len(Z)
@@ -160,6 +165,7 @@ def estimate_n_groups(Z: np.ndarray, rows_per_group: float | None = None, k_min:
         k0 = max(1.0, n / rows_per_group)
         lo, hi = max(k_min, int(k0 / 3)), int(math.ceil(3 * k0))
     else:
+        k0 = None
         lo, hi = k_min, int(math.ceil(math.sqrt(n))) + 1
     if k_max is not None:
         hi = min(hi, k_max)
@@ -169,14 +175,19 @@ def estimate_n_groups(Z: np.ndarray, rows_per_group: float | None = None, k_min:
         return 1
     ks = list(range(lo, hi + 1))
     labels = _ward_labels(Z, ks)
-    best_k, best = ks[0], -np.inf
+    best_k, best = None, -np.inf
     for k in ks:
         lab = labels[k]
-        if len(np.unique(lab)) < 2:
+        sizes = np.bincount(lab)
+        if len(sizes) < 2 or (rows_per_group and sizes.min() < rows_per_group / 4):
             continue
         s = float(silhouette_score(Z, lab))
         if s > best + 1e-12:
             best_k, best = k, s
+    if k0 is not None and n < 1.5 * rows_per_group and best < 0.5:  # type: ignore[operator]
+        return 1
+    if best_k is None:
+        return max(1, int(round(k0))) if k0 is not None else 1
     return best_k
 
 
