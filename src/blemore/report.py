@@ -160,11 +160,11 @@ def _plt():
     return plt
 
 
-def _save_fig(fig, path: Path) -> None:
+def _save_fig(fig, path: Path, dpi: int = 100) -> None:
     import io
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi)
     _atomic_write(path, buf.getvalue())
 
 
@@ -176,8 +176,8 @@ def plot_confusion(true_target: np.ndarray, pred_target: np.ndarray, path: Path,
     cm = confusion_matrix(pred_target, true_target).astype(np.float64)
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(13, 11))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    fig, ax = plt.subplots(figsize=(12, 10.5), layout="constrained")
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks(range(len(CONFUSION_COLUMNS)), CONFUSION_COLUMNS, rotation=90, fontsize=7)
     ax.set_yticks(range(len(TARGET_NAMES)), TARGET_NAMES, fontsize=7)
     ax.set_xlabel("predicted")
@@ -198,7 +198,7 @@ def plot_per_configuration(pc: Mapping, path: Path) -> None:
     counts = np.asarray(pc["counts"], dtype=np.float64)
     rows = counts.sum(axis=1, keepdims=True)
     norm = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    fig, ax = plt.subplots(figsize=(6.5, 3.2), layout="constrained")
     ax.imshow(norm, cmap="Oranges", vmin=0, vmax=1)
     ax.set_xticks(range(len(pc["cols"])), pc["cols"])
     ax.set_yticks(range(len(pc["rows"])), [f"true {r}" for r in pc["rows"]])
@@ -238,7 +238,7 @@ def plot_pca(X: np.ndarray, actors: Sequence[Any], target: np.ndarray, path: Pat
     panels = [("standardised", glob), ("per-actor normalised", per_actor_normalise(X, actors))]
     target = np.asarray(target)
     colors = plt.get_cmap("tab10")
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), layout="constrained")
     for ax, (name, Z) in zip(axes, panels):
         P = _pca2(np.nan_to_num(Z))
         blend = target >= 6
@@ -259,7 +259,7 @@ def plot_pca(X: np.ndarray, actors: Sequence[Any], target: np.ndarray, path: Pat
 def plot_selection(curves: Mapping[str, Sequence[float]], epochs_chosen: Mapping[str, int],
                    eval_epochs: Sequence[int], path: Path, title: str) -> None:
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     for name, c in curves.items():
         x = list(eval_epochs)[: len(c)]
         line, = ax.plot(x, c, label=name, lw=1)
@@ -279,7 +279,7 @@ def plot_timeline(times: np.ndarray, proba: np.ndarray, path: Path, title: str =
     """Per-window probabilities of the six classes over a clip (``ModelBundle.timeline``)."""
     plt = _plt()
     colors = plt.get_cmap("tab10")
-    fig, ax = plt.subplots(figsize=(8, 3.5))
+    fig, ax = plt.subplots(figsize=(8, 3.5), layout="constrained")
     for i, e in enumerate(EMOTIONS):
         ax.plot(times, proba[:, i], color=colors(i), label=EMOTION_NAMES[e], lw=1.5, marker="." if len(times) < 30 else None)
     ax.set_xlabel("time (s, window centre)")
