@@ -364,7 +364,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.\-]+", "-", text).strip("-")
+    return re.sub(r"[^A-Za-z0-9._\-]+", "-", text).strip("-")
 
 
 # ----------------------------------------------------------------------------- runner
