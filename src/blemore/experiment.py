@@ -289,6 +289,8 @@ class Experiment:
         overlap = [n for n, e in evals.items() if np.isin(e, pos).any()]
         if overlap:
             raise ExperimentError(f"eval set(s) {overlap} share clips with the training clips")
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"without folds {sorted(exclude)}" if exclude else "all training clips")
         parts = []
         for gi, sources in enumerate(self.groups):
             X, _, rc = self._rows(sources, pos)
