@@ -51,6 +51,19 @@ def test_mixup_is_seeded_changes_training_and_is_off_at_inference(name):
     np.testing.assert_array_equal(m3.predict_outputs(X), o1)
 
 
+def test_dropout_is_deterministic_for_a_seed_whatever_ran_before():
+    X, t = _data()
+    a = create_head("structured", hidden=16, dropout=0.5)
+    a.fit(X, TARGET_SOFT[t], target=t, spec=SPEC, seed=2)
+    torch.rand(1000)  # move the global generator
+    b = create_head("structured", hidden=16, dropout=0.5)
+    b.fit(X, TARGET_SOFT[t], target=t, spec=SPEC, seed=2)
+    np.testing.assert_array_equal(a.predict_outputs(X), b.predict_outputs(X))
+    c = create_head("structured", hidden=16, dropout=0.5)
+    c.fit(X, TARGET_SOFT[t], target=t, spec=SPEC, seed=3)
+    assert not np.allclose(a.predict_outputs(X), c.predict_outputs(X))
+
+
 def test_mixup_batch_is_a_convex_combination():
     head = create_head("flat36", hidden=4, mixup=0.5)
     torch.manual_seed(0)

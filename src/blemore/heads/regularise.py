@@ -124,7 +124,8 @@ class RegularisedMixin:
                 "class_balance": self.class_balance}
 
     def fit(self, X, Y_soft, *, target=None, **kwargs):  # type: ignore[override]
-        """Fit class-balance weights from the training targets, then train as usual."""
+        """Fit class-balance weights from the training targets, then train as usual (with
+        dropout masks drawn from a generator seeded by ``seed``)."""
         import numpy as np
         import torch
 
@@ -137,7 +138,12 @@ class RegularisedMixin:
             w = np.where(counts > 0, 1.0 / np.maximum(counts, 1.0), 0.0)
             w /= (w[t]).mean()
             self._row_weight = torch.as_tensor(w, dtype=torch.float32)
-        return super().fit(X, Y_soft, target=target, **kwargs)  # type: ignore[misc]
+        # Dropout masks come from torch's global generator: seed it from the head's seed for
+        # the duration of training (and restore it afterwards), so that results do not depend
+        # on what ran before in the process.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(kwargs.get("seed", 0)) + 7919)
+            return super().fit(X, Y_soft, target=target, **kwargs)  # type: ignore[misc]
 
     def wrap(self, net):
         """``net`` wrapped for mixup when enabled (the seed comes from torch's global RNG,
