@@ -207,9 +207,9 @@ def test_render_clip_matches_config(rig):
 # -- files ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    """A tiny corpus: 2 folds of 1 actor each + 1 test actor, 6 frames of 128x128 per clip."""
+    """A tiny corpus: 2 folds of 1 actor each + 1 test actor, 4 frames of 128x128 per clip."""
     out = tmp_path_factory.mktemp("synth") / "corpus"
-    cfg = SynthConfig(actors=2, test_actors=1, folds=2, size=(128, 128), duration=1.0, fps=6, seed=11)
+    cfg = SynthConfig(actors=2, test_actors=1, folds=2, size=(128, 128), duration=0.5, fps=8, seed=11)
     return generate_media_corpus(out, cfg, workers=1, progress=False)
 
 
@@ -223,7 +223,7 @@ def test_corpus_files_are_decodable_with_audio(corpus):
         info = probe(p)
         assert info.has_video and info.has_audio, p
         assert info.size == (128, 128) and info.sample_rate == 16000
-        assert info.duration == pytest.approx(1.0, abs=0.15)
+        assert info.duration == pytest.approx(0.5, abs=0.15)
     y, sr = read_audio(files[0])
     assert sr == 16000 and np.abs(y).max() > 0.01
 
@@ -261,5 +261,5 @@ def test_face_found_by_the_default_extractor(corpus, tmp_path):
     src = open_store(tmp_path / "feat")["face-mesh"]
     col = src.columns.index("face_found")
     found = np.concatenate([src.load(p.stem)[:, col] for p in sample])
-    assert len(found) == 6 * len(sample)
+    assert len(found) == 4 * len(sample)
     assert found.mean() >= 0.95

@@ -88,6 +88,15 @@ EMOTION_AUS: dict[str, dict[str, float]] = {
 }
 """Emotion -> AU weights. Neutral has none."""
 
+def emotion_au_matrix() -> np.ndarray:
+    """(6, A) AU weights of each emotion (:data:`EMOTIONS` order, :data:`AU_NAMES` columns)."""
+    W = np.zeros((len(EMOTIONS), len(AU_NAMES)), np.float32)
+    for i, e in enumerate(EMOTIONS):
+        for a, w in EMOTION_AUS[e].items():
+            W[i, AU_NAMES.index(a)] = w
+    return W
+
+
 NEUTRALISE: dict[str, float] = {"AU15": 0.35, "AU6": -0.15}
 """A standing correction applied to every frame: the astronaut smiles in the photograph
 (:func:`base_face` also closes her lips)."""
@@ -465,11 +474,7 @@ class FaceRig:
 
     def emotion_au_weights(self) -> np.ndarray:
         """(6, A) AU weights of each emotion in :data:`EMOTIONS` order."""
-        W = np.zeros((len(EMOTIONS), len(AU_NAMES)), np.float32)
-        for i, e in enumerate(EMOTIONS):
-            for a, w in EMOTION_AUS[e].items():
-                W[i, AU_NAMES.index(a)] = w
-        return W
+        return emotion_au_matrix()
 
     def _identity(self, ident: FaceIdentity) -> np.ndarray:
         """(S, S, 8) identity-warped closed-mouth RGB, open-mouth RGB, mouth mask and matte."""

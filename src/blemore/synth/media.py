@@ -40,13 +40,16 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from blemore.labels import EMOTIONS, NEUTRAL, TARGETS, Label, format_clip_id
 from blemore.synth import face as _face
 from blemore.synth import voice as _voice
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 __all__ = [
     "DIFFICULTY_LEVELS",
@@ -257,10 +260,7 @@ def _smooth(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
 def _face_weights(clip: SynthClip, actor: SynthActor, cfg: SynthConfig, rng: np.random.Generator,
                   env: np.ndarray) -> np.ndarray:
     """(T, A) AU activations of a clip."""
-    au_of = np.zeros((len(EMOTIONS), len(_face.AU_NAMES)), np.float32)
-    for i, e in enumerate(EMOTIONS):
-        for a, w in _face.EMOTION_AUS[e].items():
-            au_of[i, _face.AU_NAMES.index(a)] = w
+    au_of = _face.emotion_au_matrix()
     d = float(cfg.difficulty)
     lab = clip.content
     amp = INTENSITY_AMPLITUDE[clip.level] if not lab.is_blend else 1.0
@@ -336,7 +336,7 @@ class MediaCorpus:
     train_metadata: Path
     test_metadata: Path | None
     answers: Path | None
-    table: "object"  # pandas.DataFrame clip table (blemore.dataset columns) of every clip
+    table: "pd.DataFrame"  # clip table (blemore.dataset columns, plus gender) of every clip
     actors: list[SynthActor]
     config: SynthConfig
     seconds: float = 0.0
@@ -361,14 +361,26 @@ def _write_clip(path: Path, frames: np.ndarray, audio: np.ndarray, fps: float, s
 _WORKER: dict = {}
 
 
-def _init_worker(config: SynthConfig, actors: list[SynthActor], root: str) -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+def _single_threaded() -> None:
+    """One thread per worker for BLAS and OpenCV: a multi-threaded BLAS makes the small per-frame
+    products several times slower when the workers already fill the cores."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except Exception:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pass
     try:
         import cv2
 
         cv2.setNumThreads(1)
     except Exception:  # pragma: no cover
         pass
+
+
+def _init_worker(config: SynthConfig, actors: list[SynthActor], root: str, limit_threads: bool = True) -> None:
+    if limit_threads:
+        _single_threaded()
     _WORKER["config"] = config
     _WORKER["actors"] = {a.actor_id: a for a in actors}
     _WORKER["root"] = Path(root)
@@ -443,10 +455,18 @@ def generate_media_corpus(
     bar = tqdm(total=len(todo), unit="clip", desc="synth media", disable=not progress)
     try:
         if n_workers == 1 or len(todo) <= 2:
-            _init_worker(config, actors, str(root))
-            for c in todo:
-                _work(c)
-                bar.update(1)
+            from contextlib import nullcontext
+
+            try:
+                from threadpoolctl import threadpool_limits
+                limits = threadpool_limits(1)
+            except Exception:  # pragma: no cover - threadpoolctl comes with scikit-learn
+                limits = nullcontext()
+            _init_worker(config, actors, str(root), limit_threads=False)
+            with limits:
+                for c in todo:
+                    _work(c)
+                    bar.update(1)
         else:
             ctx = mp.get_context("spawn")
             with ctx.Pool(n_workers, initializer=_init_worker, initargs=(config, actors, str(root))) as pool:
