@@ -23,7 +23,16 @@ MEASURES = ["mouth_open", "mouth_width", "lip_corner_raise_r", "lip_corner_raise
 
 
 def time_render(n: int = 20) -> None:
+    """Render and encode cost per clip in one single-threaded process (as in a worker)."""
+    from threadpoolctl import threadpool_limits
+
     from blemore.synth import media as M
+
+    with threadpool_limits(1):
+        _time_render(M, n)
+
+
+def _time_render(M, n: int) -> None:  # noqa: N803 - the module
 
     cfg = M.SynthConfig(actors=5, test_actors=0)
     actors, clips = M.plan_corpus(cfg)

@@ -263,3 +263,40 @@ def test_face_found_by_the_default_extractor(corpus, tmp_path):
     found = np.concatenate([src.load(p.stem)[:, col] for p in sample])
     assert len(found) == 4 * len(sample)
     assert found.mean() >= 0.95
+
+
+# -- command line --------------------------------------------------------------------------------
+def test_cli_synth_media_reports_bad_values():
+    from click.testing import CliRunner
+
+    from blemore.cli import cli
+
+    r = CliRunner().invoke(cli, ["synth", "media", "x", "--actors", "3"])
+    assert r.exit_code != 0 and "3 training actors cannot fill 5 actor-disjoint folds" in r.output
+    r = CliRunner().invoke(cli, ["synth", "media", "x", "--size", "big"])
+    assert r.exit_code != 0 and "WIDTHxHEIGHT" in r.output
+    r = CliRunner().invoke(cli, ["synth", "media", "x", "--difficulty", "extreme"])
+    assert r.exit_code != 0 and "easy" in r.output
+    assert "features" in CliRunner().invoke(cli, ["synth", "--help"]).output  # the engine's command joins the group
+
+
+@pytest.mark.slow
+def test_cli_synth_media_writes_an_anonymised_no_signal_corpus(tmp_path):
+    from click.testing import CliRunner
+
+    from blemore.cli import cli
+    from blemore.dataset import load_metadata
+
+    out = tmp_path / "c"
+    r = CliRunner().invoke(cli, ["synth", "media", str(out), "--actors", "2", "--folds", "2", "--test-actors", "1",
+                                 "--duration", "0.5", "--fps", "4", "--size", "96x96", "--no-signal",
+                                 "--anonymise-test", "--workers", "1", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "NO SIGNAL" in r.output and "test answers" in r.output
+    test = load_metadata(out / "test_metadata.csv")
+    answers = load_metadata(out / "test_answers.csv")
+    assert list(test["clip_id"]) == [f"test_{i:04d}" for i in range(1, 37)]
+    assert test["label"].isna().all() and test["actor"].isna().all()
+    assert list(answers["clip_id"]) == list(test["clip_id"]) and answers["label"].notna().all()
+    assert sorted(answers["target"]) == list(range(36))
+    assert len(list((out / "test").glob("test_*.mov"))) == 36

@@ -72,7 +72,8 @@ def synth_media_cmd(out, actors, test_actors, folds, seed, difficulty, size, dur
     n_train = int((c.table["split"] == "train").sum())
     n_test = int((c.table["split"] == "test").sum())
     click.echo(f"{n_train} training clips ({cfg.actors} actors, {cfg.folds} folds) and {n_test} test clips "
-               f"({cfg.test_actors} actors) in {c.seconds:.1f} s ({c.written} written, {c.skipped} kept)"
+               f"({cfg.test_actors} actor{'s' if cfg.test_actors != 1 else ''}) in {c.seconds:.1f} s "
+               f"({c.written} written, {c.skipped} kept)"
                + ("; NO SIGNAL: labels unrelated to content" if no_signal else ""))
     click.echo(f"  clips:          {c.train_dir}" + (f", {c.test_dir}" if n_test else ""))
     click.echo(f"  train metadata: {c.train_metadata}")

@@ -490,6 +490,7 @@ def generate_media_corpus(
     test_csv = answers = None
     if len(test):
         if config.anonymise_test:
+            test = test.sort_values("clip_id", kind="stable")
             hidden = test.copy()
             hidden["actor"] = None
             hidden["gender"] = None
