@@ -155,7 +155,11 @@ def run_demo(
                           f"36 clips each, {s.duration:g} s at {s.fps:g} fps, {s.size[0]}x{s.size[1]}")
     cfg = SynthConfig(actors=s.actors, test_actors=s.test_actors, seed=seed, difficulty=parse_difficulty(s.difficulty),
                       size=s.size, duration=s.duration, fps=s.fps)
-    corpus = generate_media_corpus(out / "corpus", cfg, workers=workers, progress=progress)
+    try:
+        corpus = generate_media_corpus(out / "corpus", cfg, workers=workers, progress=progress)
+    except FileExistsError:
+        raise FileExistsError(f"{out} holds a demo made with other settings (--quick or --seed differ); "
+                              "choose another --out or delete that folder") from None
     seconds["generate"] = time.perf_counter() - t
     echo(f"{len(corpus.table)} clips in {corpus.root} ({corpus.written} written, {corpus.skipped} reused)")
 
