@@ -65,7 +65,21 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 @dataclass
 class ExperimentConfig:
-    """One run. See the module docstring for presets and grids."""
+    """One run. See the module docstring for presets and grids.
+
+    Inputs: ``metadata`` (train_metadata.csv), ``features`` (feature folders; several =
+    fusion), ``test_metadata`` (optional; predicted, scored when labelled).
+    Model: ``head`` (+ ``head_options``), ``fusion`` (+ ``fusion_options``, e.g. late ``mode``),
+    ``pooling`` (``"stats"`` or ``"windows"`` with ``window`` / ``stride`` rows),
+    ``transforms`` (fitted on training clips; default ``["standardize"]``).
+    Training: ``preset`` (``"paper"`` or ``"fast"``) with ``train`` overriding its
+    :class:`~blemore.heads.base.TrainSpec` fields, ``seed``, ``threads``.
+    Protocol: ``selection`` (``"nested"`` or ``"paper"``), ``folds`` / ``fold_seed`` (only used
+    when the metadata has no folds), ``alphas`` / ``betas`` (threshold grid, default the paper's),
+    ``score_weights`` (presence, salience weights of the selection score), ``missing``
+    (``"drop"``, ``"impute"`` or ``"error"`` for clips absent from a source).
+    Outputs: ``out`` (run folder), ``name``, ``plots``, ``model_dir`` (save the final model).
+    """
 
     metadata: str | None = None
     features: list[str] = field(default_factory=list)
