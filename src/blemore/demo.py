@@ -167,8 +167,8 @@ def run_demo(
     t = stage("extract", "2/6 extracting the default features (face-mesh, face-expression, egemaps)")
     feats = out / "features"
     ext_settings = {} if s.face_landmarks else {"face-mesh": {"landmarks": False}}
-    summary = extract([d for d in (corpus.train_dir, corpus.test_dir) if d.is_dir()], feats, workers=workers, progress=progress,
-                      settings=ext_settings)
+    folders = [d for d in (corpus.train_dir, corpus.test_dir) if d.is_dir()]
+    summary = extract(folders, feats, workers=workers, progress=progress, settings=ext_settings)
     seconds["extract"] = time.perf_counter() - t
     failures = getattr(summary, "failures", None) or []
     echo(f"features in {feats}" + (f"; {len(failures)} clip(s) failed (see the manifests)" if failures else ""))

@@ -38,7 +38,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -274,8 +274,9 @@ def _face_weights(clip: SynthClip, actor: SynthActor, cfg: SynthConfig, rng: np.
     # idle facial activity: every AU drifts a little; plus a stray emotion at a low level
     idle = 0.04 + 0.22 * d
     w += idle * np.abs(np.stack([_smooth(rng, t, 3) for _ in _face.AU_NAMES], 1)) * 0.6
-    stray = rng.integers(0, len(EMOTIONS) - 1)
-    w += (0.05 + 0.3 * d) * rng.uniform(0, 1) * _envelope(np.linspace(0, 1, t), *sorted(rng.uniform(0, 1, 3)), 1.0)[:, None] * au_of[stray][None, :]
+    stray = rng.integers(0, len(EMOTIONS) - 1)  # any emotion but neutral
+    stray_env = _envelope(np.linspace(0, 1, t), *sorted(rng.uniform(0, 1, 3)), 1.0)
+    w += (0.05 + 0.3 * d) * rng.uniform(0, 1) * stray_env[:, None] * au_of[stray][None, :]
     return w.astype(np.float32)
 
 
