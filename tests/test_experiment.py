@@ -237,3 +237,30 @@ def test_clear_errors(corpus):
         Experiment(_cfg(corpus), table=table, test_table=table.assign(split="test"), progress=False)
     with pytest.raises(ValueError, match="selection"):
         _cfg(corpus, selection="best")
+
+
+def test_presets_and_toml_grid(tmp_path):
+    from blemore.config import ConfigError, load_config, train_spec
+
+    p = train_spec("paper")
+    assert (p.optimizer, p.lr, p.weight_decay, p.batch_size, p.epochs) == ("adam", 5e-6, 1e-3, 32, 200)
+    w = train_spec("paper", "windows")
+    assert (w.batch_size, w.epochs) == (512, 300)
+    assert train_spec("fast", overrides={"epochs": 3}).epochs == 3
+    (tmp_path / "g.toml").write_text('''
+metadata = "data/train.csv"
+out = "runs"
+[grid]
+features = [["data/a"], ["data/a", "data/b"]]
+head = ["linear", "mlp-512"]
+''')
+    cfgs = load_config(tmp_path / "g.toml", preset="fast")
+    assert len(cfgs) == 4 and {c.preset for c in cfgs} == {"fast"}
+    assert cfgs[0].metadata == str((tmp_path / "data/train.csv").resolve())
+    assert cfgs[3].features == [str((tmp_path / "data/a").resolve()), str((tmp_path / "data/b").resolve())]
+    assert len({c.out for c in cfgs}) == 4 and all(c.out.startswith(str(tmp_path / "runs")) for c in cfgs)
+    (tmp_path / "bad.toml").write_text('metadata = "x"\ncolour = "red"\n')
+    with pytest.raises(ConfigError, match="unknown config key"):
+        load_config(tmp_path / "bad.toml")
+    with pytest.raises(ConfigError, match="unknown train setting"):
+        ExperimentConfig(train={"momentum": 0.9})
