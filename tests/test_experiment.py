@@ -1,7 +1,5 @@
 """The runner on a small generated corpus: actor-disjoint CV, no leaks, nested selection that
 never reads the held-out fold, determinism, trivial baselines, test evaluation."""
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +10,7 @@ from blemore.experiment import Experiment, ExperimentError, run_experiment, triv
 from blemore.features import Transform, load_features, register_transform
 from blemore.heads import register_head
 from blemore.heads.mlp import KLHead
-from blemore.labels import TARGET_TO_MASK, TARGETS
+from blemore.labels import TARGETS
 from blemore.pooling import Pooling
 from blemore.synth.features import generate_feature_corpus
 

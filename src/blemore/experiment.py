@@ -51,7 +51,6 @@ from blemore.labels import (
     EMOTIONS,
     INVALID,
     N_TARGETS,
-    TARGET_IS_BLEND,
     TARGET_SOFT,
     TARGET_TO_MASK,
     TARGETS,

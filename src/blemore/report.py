@@ -29,7 +29,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from blemore.labels import EMOTION_NAMES, EMOTIONS, TARGET_NAMES, TARGETS
+from blemore.labels import EMOTION_NAMES, EMOTIONS, TARGET_NAMES
 
 __all__ = ["write_run", "compare_runs", "format_compare", "results_markdown", "load_results", "fmt_pm",
            "plot_confusion", "plot_pca", "plot_timeline", "plot_per_configuration", "per_actor_normalise"]

@@ -39,7 +39,7 @@ from typing import Sequence
 
 import numpy as np
 
-from blemore.labels import EMOTIONS, NEUTRAL, PAIRS, RATIOS, TARGETS, Label, format_clip_id
+from blemore.labels import EMOTIONS, NEUTRAL, TARGETS, Label, format_clip_id
 
 __all__ = ["generate_feature_corpus", "SynthFeatureCorpus", "actor_clip_plan"]
 
