@@ -33,6 +33,8 @@ demo: venv
 bench: venv
 	$(PY) benchmarks/bench_calibration.py
 	$(PY) benchmarks/bench_extract.py
+	# reduced engine run (1 fold, 20 epochs; figures extrapolate linearly); drop the flags for the full 5 x 200
+	$(PY) benchmarks/bench_engine.py --folds 1 --epochs 20 --fast-folds 5
 
 clean:
 	rm -rf $(VENV) demo_run .pytest_cache
