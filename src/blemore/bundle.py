@@ -197,6 +197,9 @@ class ModelBundle:
         dest = Path(model_dir)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes it 0700; a model folder is shareable
         try:
             for i, p in enumerate(self.parts):
                 torch.save({"head": _to_saveable(p.head.state_dict()),
