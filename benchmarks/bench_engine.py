@@ -197,6 +197,59 @@ def initial_state(exp: Experiment, k: int, in_dim: int) -> tuple[dict, int]:
 
 
 # ----------------------------------------------------------------------------- main
+def _summary(args, rows: list[dict], folds: list[int]) -> None:
+    scale = 200 / args.epochs
+    eng = np.mean([r["engine_s"] for r in rows])
+    eng_cpu = np.mean([r["engine_cpu"] for r in rows])
+    summary = [f"engine: {eng:.1f} s per fold ({eng_cpu:.1f} CPU s) at {args.epochs} epochs "
+               f"(x{scale:g} -> {eng * scale:.0f} s at 200 epochs)"]
+    if not args.skip_straightforward:
+        st = np.mean([r["straight_s"] for r in rows])
+        st_cpu = np.mean([r["straight_cpu"] for r in rows])
+        srch = np.mean([r["straight_search_s"] for r in rows])
+        summary.append(f"straightforward: {st:.1f} s per fold ({st_cpu:.1f} CPU s; {srch:.1f} s of it in threshold "
+                       f"searches) -> {st * scale:.0f} s at 200 epochs")
+        summary.append(f"ratio: {st / eng:.2f}x wall, {st_cpu / eng_cpu:.2f}x CPU time")
+    pres = [r["acc_presence"] for r in rows]
+    sal = [r["acc_salience"] for r in rows]
+    summary.append(f"paper preset, paper selection: presence {np.mean(pres):.3f} ± {np.std(pres):.3f}, "
+                   f"salience {np.mean(sal):.3f} ± {np.std(sal):.3f} over folds {folds}")
+    print("\n" + "\n".join(summary), flush=True)
+
+
+def _paper_rows(args, exp, fs, folds) -> list[dict]:
+    rows = []
+    # warm-up (first use of the kernels, allocator) so that neither loop pays it in the timings
+    from dataclasses import replace
+
+    exp.train_job(frozenset({folds[0]}), {}, spec=replace(exp.spec, epochs=1))
+    for k in folds:
+        in_dim = fs.dim("wavlm")
+        init, seed = initial_state(exp, k, in_dim)
+        job, sel, (e_train, e_sel), (ce_train, ce_sel) = engine_fold(exp, k)
+        row = {"fold": k, "engine_train_s": e_train, "engine_select_s": e_sel, "engine_s": e_train + e_sel,
+               "engine_cpu": ce_train + ce_sel, "epoch": sel.epoch, "alpha": sel.params["alpha"],
+               "beta": sel.params["beta"], "acc_presence": sel.acc_presence, "acc_salience": sel.acc_salience}
+        eng_txt = f"{row['engine_s']:7.1f} ({e_train:.1f} + {e_sel:.2f}) [{row['engine_cpu']:.1f}]"
+        if not args.skip_straightforward:
+            ref = straightforward_fold(exp, k, exp.spec, seed, init)
+            dp = float(np.abs(ref["val_probs"] - job.outputs(f"fold{k}")[0]).max())
+            same = (ref["epoch"], round(ref["alpha"], 6), round(ref["beta"], 6)) == \
+                   (sel.epoch, round(sel.params["alpha"], 6), round(sel.params["beta"], 6))
+            st_cpu = ref["train_cpu"] + ref["search_cpu"]
+            row.update(straight_train_s=ref["train_s"], straight_search_s=ref["search_s"],
+                       straight_s=ref["train_s"] + ref["search_s"], straight_cpu=st_cpu,
+                       straight_search_cpu=ref["search_cpu"],
+                       ratio=(ref["train_s"] + ref["search_s"]) / row["engine_s"], ratio_cpu=st_cpu / row["engine_cpu"],
+                       max_prob_diff=dp, same_choice=same, straight_acc=(ref["acc_presence"], ref["acc_salience"]))
+            print(f"{k:>4}  {eng_txt:32s}  {row['straight_s']:7.1f} ({ref['train_s']:.1f} + {ref['search_s']:.1f}) "
+                  f"[{st_cpu:.1f}]     {row['ratio']:5.2f} [{row['ratio_cpu']:5.2f}]   {dp:.1e}  {same}", flush=True)
+        else:
+            print(f"{k:>4}  {eng_txt}", flush=True)
+        rows.append(row)
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="reuse a corpus made by `blemore synth features` (needs a 'wavlm' source)")
@@ -205,6 +258,8 @@ def main(argv=None) -> int:
     ap.add_argument("--folds", type=int, default=5, help="how many of the 5 folds to time (paper preset)")
     ap.add_argument("--epochs", type=int, default=200, help="paper-preset epochs (200 in the paper)")
     ap.add_argument("--skip-straightforward", action="store_true")
+    ap.add_argument("--paper-nested", action="store_true",
+                    help="also run the paper preset under nested selection (15 trainings: long)")
     ap.add_argument("--fast-folds", type=int, default=5, help="folds for the fast preset (nested); 0 skips it")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", help="also write the figures here")
@@ -234,57 +289,28 @@ def main(argv=None) -> int:
                            selection="paper", train={"epochs": args.epochs}, plots=False, threads=threads)
     exp = Experiment(cfg, table=table, features=fs, progress=False)
     folds = exp.folds[: args.folds]
-    rows = []
-    print(f"\npaper preset, MLP-512, {args.epochs} epochs, per fold: wall seconds [CPU seconds of this process]",
-          flush=True)
-    print("fold  engine (train + select)         straightforward (train + search)      ratio wall [CPU]  "
-          "max|dp|  same choice", flush=True)
-    # warm-up (first use of the kernels, allocator) so that neither loop pays it in the timings
-    from dataclasses import replace
-
-    exp.train_job(frozenset({folds[0]}), {}, spec=replace(exp.spec, epochs=1))
-    for k in folds:
-        in_dim = fs.dim("wavlm")
-        init, seed = initial_state(exp, k, in_dim)
-        job, sel, (e_train, e_sel), (ce_train, ce_sel) = engine_fold(exp, k)
-        row = {"fold": k, "engine_train_s": e_train, "engine_select_s": e_sel, "engine_s": e_train + e_sel,
-               "engine_cpu": ce_train + ce_sel, "epoch": sel.epoch, "alpha": sel.params["alpha"],
-               "beta": sel.params["beta"], "acc_presence": sel.acc_presence, "acc_salience": sel.acc_salience}
-        eng_txt = f"{row['engine_s']:7.1f} ({e_train:.1f} + {e_sel:.2f}) [{row['engine_cpu']:.1f}]"
-        if not args.skip_straightforward:
-            ref = straightforward_fold(exp, k, exp.spec, seed, init)
-            dp = float(np.abs(ref["val_probs"] - job.outputs(f"fold{k}")[0]).max())
-            same = (ref["epoch"], round(ref["alpha"], 6), round(ref["beta"], 6)) == \
-                   (sel.epoch, round(sel.params["alpha"], 6), round(sel.params["beta"], 6))
-            st_cpu = ref["train_cpu"] + ref["search_cpu"]
-            row.update(straight_train_s=ref["train_s"], straight_search_s=ref["search_s"],
-                       straight_s=ref["train_s"] + ref["search_s"], straight_cpu=st_cpu,
-                       straight_search_cpu=ref["search_cpu"],
-                       ratio=(ref["train_s"] + ref["search_s"]) / row["engine_s"], ratio_cpu=st_cpu / row["engine_cpu"],
-                       max_prob_diff=dp, same_choice=same, straight_acc=(ref["acc_presence"], ref["acc_salience"]))
-            print(f"{k:>4}  {eng_txt:32s}  {row['straight_s']:7.1f} ({ref['train_s']:.1f} + {ref['search_s']:.1f}) "
-                  f"[{st_cpu:.1f}]     {row['ratio']:5.2f} [{row['ratio_cpu']:5.2f}]   {dp:.1e}  {same}", flush=True)
-        else:
-            print(f"{k:>4}  {eng_txt}", flush=True)
-        rows.append(row)
+    rows: list[dict] = []
+    if folds:
+        print(f"\npaper preset, MLP-512, {args.epochs} epochs, per fold: wall seconds [CPU seconds of this process]",
+              flush=True)
+        print("fold  engine (train + select)         straightforward (train + search)      ratio wall [CPU]  "
+              "max|dp|  same choice", flush=True)
+        rows = _paper_rows(args, exp, fs, folds)
+        _summary(args, rows, folds)
     out["paper_preset"] = rows
-    scale = 200 / args.epochs
-    eng = np.mean([r["engine_s"] for r in rows])
-    eng_cpu = np.mean([r["engine_cpu"] for r in rows])
-    summary = [f"engine: {eng:.1f} s per fold ({eng_cpu:.1f} CPU s) at {args.epochs} epochs "
-               f"(x{scale:g} -> {eng * scale:.0f} s at 200 epochs)"]
-    if not args.skip_straightforward:
-        st = np.mean([r["straight_s"] for r in rows])
-        st_cpu = np.mean([r["straight_cpu"] for r in rows])
-        srch = np.mean([r["straight_search_s"] for r in rows])
-        summary.append(f"straightforward: {st:.1f} s per fold ({st_cpu:.1f} CPU s; {srch:.1f} s of it in threshold "
-                       f"searches) -> {st * scale:.0f} s at 200 epochs")
-        summary.append(f"ratio: {st / eng:.2f}x wall, {st_cpu / eng_cpu:.2f}x CPU time")
-    pres = [r["acc_presence"] for r in rows]
-    sal = [r["acc_salience"] for r in rows]
-    summary.append(f"paper preset, paper selection: presence {np.mean(pres):.3f} ± {np.std(pres):.3f}, "
-                   f"salience {np.mean(sal):.3f} ± {np.std(sal):.3f} over folds {folds}")
-    print("\n" + "\n".join(summary), flush=True)
+    if args.paper_nested:
+        pexp = Experiment(cfg.replace(selection="nested"), table=table, features=fs, progress=False)
+        t, c = time.perf_counter(), time.process_time()
+        cv = pexp.cross_validate()
+        el, cel = time.perf_counter() - t, time.process_time() - c
+        p = [f["score"]["acc_presence"] for f in cv["folds"]]
+        s = [f["score"]["acc_salience"] for f in cv["folds"]]
+        out["paper_preset_nested"] = {"seconds_per_fold": el / len(cv["folds"]), "cpu_per_fold": cel / len(cv["folds"]),
+                                      "acc_presence": p, "acc_salience": s,
+                                      "epochs": [f["selection"].epoch for f in cv["folds"]]}
+        print(f"paper preset, nested selection ({args.epochs} epochs): {el / len(cv['folds']):.1f} s per fold "
+              f"[{cel / len(cv['folds']):.1f} CPU s]; presence {np.mean(p):.3f} ± {np.std(p):.3f}, "
+              f"salience {np.mean(s):.3f} ± {np.std(s):.3f}", flush=True)
 
     if args.fast_folds:
         fast_rows = {}

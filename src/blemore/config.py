@@ -57,8 +57,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # (on generated features: same accuracy as "paper" within the fold-to-fold noise; see
     # benchmarks/bench_engine.py)
     "fast": {
-        "stats": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-3, "batch_size": 256, "epochs": 15},
-        "windows": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-3, "batch_size": 1024, "epochs": 15},
+        "stats": {"optimizer": "adam", "lr": 5e-4, "weight_decay": 1e-3, "batch_size": 128, "epochs": 20},
+        "windows": {"optimizer": "adam", "lr": 5e-4, "weight_decay": 1e-3, "batch_size": 1024, "epochs": 20},
     },
 }
 
