@@ -91,3 +91,22 @@ def test_synth_features_command_and_errors(tmp_path):
     assert r.exit_code != 0 and "MIN,MAX" in r.output
     r = CliRunner().invoke(cli, ["predict", str(tmp_path), str(tmp_path)])
     assert r.exit_code == 1 and "not a blemore model" in r.output
+
+
+def test_predict_media_needs_extractor_configs(corpus, tmp_path):
+    """A model trained on plain feature folders cannot extract features from media clips."""
+    import numpy as np
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for p in corpus.sources["audio"].glob("A*.npy"):
+        (plain / p.name).write_bytes(p.read_bytes())
+    model = tmp_path / "model"
+    r = _run(["train", "--metadata", str(corpus.train_metadata), "--features", str(plain), "--head", "linear",
+              "--out", str(model), *FAST])
+    assert r.exit_code == 0, r.output
+    clip = tmp_path / "A100_ang_int1_ver1.mov"
+    clip.write_bytes(b"not really a video")
+    r = CliRunner().invoke(cli, ["predict", str(model), str(clip)])
+    assert r.exit_code == 1 and "no extractor config" in r.output
+    assert np.load(next(plain.glob("*.npy"))).ndim == 2

@@ -312,6 +312,38 @@ class ModelBundle:
         proba = self.parts[0].head.outputs_to_proba(out)
         return Predictions(list(fs.clip_ids), np.asarray(proba), mask, target)
 
+    def extractors(self) -> tuple[list[str], dict[str, dict]]:
+        """The extractor names and settings that made the model's feature sources (from their
+        ``config.json``); raises :class:`BundleError` for sources made outside blemore."""
+        names: list[str] = []
+        settings: dict[str, dict] = {}
+        for s in self.sources:
+            cfg = s.get("config") or {}
+            if not isinstance(cfg, Mapping) or not cfg.get("extractor"):
+                raise BundleError(
+                    f"the model's source {s['name']!r} has no extractor config (it was trained on a plain feature "
+                    "folder), so media cannot be predicted with it: extract its features and pass the feature folder")
+            if cfg["extractor"] not in names:
+                names.append(cfg["extractor"])
+            if cfg.get("settings"):
+                settings[cfg["extractor"]] = dict(cfg["settings"])
+        return names, settings
+
+    def predict_media(self, paths: Sequence[str | os.PathLike], store: str | os.PathLike, *,
+                      workers: int | None = None, progress: bool = True):
+        """Extract the features the model needs from media files (or folders of them) into the
+        store ``store`` with the model's extractors and settings, then predict.
+        Returns ``(Predictions, {source name: FeatureSource})``."""
+        from blemore.extract import extract
+        from blemore.store import open_store
+
+        names, settings = self.extractors()
+        extract([str(p) for p in paths], store, extractors=names, workers=workers, settings=settings,
+                progress=progress)
+        st = open_store(store)
+        sources = {s["name"]: st[s["config"]["extractor"]] for s in self.sources}
+        return self.predict(sources), sources
+
     def timeline(self, arrays: Mapping[str, np.ndarray], window_s: float | None = None, hop_s: float | None = None,
                  rates: Mapping[str, float | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Per-window probabilities of one clip: ``(centres_s (W,), proba (W, 6))``.

@@ -376,31 +376,15 @@ def predict_cmd(model_dir, inputs, output, store, workers, timeline, as_json):
     model = ModelBundle.load(model_dir)
     sources = _classify_inputs(model, inputs)
     tmp = None
-    if sources is None:
-        try:
-            from blemore.extract import extract
-        except ImportError as e:  # pragma: no cover - extraction is part of the package
-            raise click.ClickException(f"feature extraction is unavailable ({e}); give feature folders instead")
-        from blemore.store import open_store
-
-        extractors, settings = [], {}
-        for s in model.sources:
-            cfg = s.get("config") or {}
-            if not cfg.get("extractor"):
-                raise click.ClickException(
-                    f"the model's source {s['name']!r} has no extractor config (it was trained on plain feature "
-                    "folders); extract features yourself and pass the feature folder")
-            extractors.append(cfg["extractor"])
-            if cfg.get("settings"):
-                settings[cfg["extractor"]] = cfg["settings"]
-        if store is None:
-            tmp = tempfile.TemporaryDirectory(prefix="blemore-predict-")
-            store = tmp.name
-        extract(list(inputs), store, extractors=extractors, workers=workers, settings=settings, progress=True)
-        st = open_store(store)
-        sources = {s["name"]: st[(s.get("config") or {})["extractor"]] for s in model.sources}
     try:
-        pred = model.predict(sources)
+        if sources is None:
+            model.extractors()  # fails early, before extraction, for models made from plain feature folders
+            if store is None:
+                tmp = tempfile.TemporaryDirectory(prefix="blemore-predict-")
+                store = tmp.name
+            pred, sources = model.predict_media(list(inputs), store, workers=workers, progress=True)
+        else:
+            pred = model.predict(sources)
         if timeline:
             from blemore.report import plot_timeline
 
