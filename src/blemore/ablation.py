@@ -20,13 +20,14 @@ import itertools
 import json
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
+
+from blemore._io import atomic_write_bytes as _atomic_write
 
 __all__ = [
     "HeadSpec", "parse_heads", "parse_list", "AblationRow", "AblationResult", "run_ablation",
@@ -350,17 +351,6 @@ def ablation_markdown(res: AblationResult) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _slug(text: str) -> str:

@@ -23,40 +23,20 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from blemore._io import atomic_write_bytes as _atomic_write
 from blemore.labels import EMOTION_NAMES, EMOTIONS, TARGET_NAMES
 
 __all__ = ["write_run", "compare_runs", "format_compare", "results_markdown", "load_results", "fmt_pm",
            "plot_confusion", "plot_pca", "plot_timeline", "plot_per_configuration", "per_actor_normalise"]
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
-def _atomic_write(path: Path, data: bytes) -> Path:
-    """Write through a temporary file in the same folder, then rename (permissions as for
-    a plain ``open``: 0666 minus the umask)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def _json_default(o: Any) -> Any:

@@ -21,12 +21,12 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import tempfile
 import zipfile
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from blemore._io import atomic_write_bytes as _atomic_write_bytes
 from blemore.labels import BLEND_EMOTIONS, EMOTIONS, NEUTRAL, Label, clip_id_from_path
 from blemore.metrics import unwrap_predictions
 
@@ -123,18 +123,6 @@ def make_submission(predictions: Mapping[str, Label | Sequence[Mapping]]) -> dic
     return {"predictions": {k: out[k] for k in sorted(out)}}
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def write_predictions(predictions: Mapping, path: str | os.PathLike) -> Path:
