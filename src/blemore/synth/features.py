@@ -46,10 +46,11 @@ from blemore.labels import EMOTIONS, NEUTRAL, TARGETS, Label, format_clip_id
 __all__ = ["generate_feature_corpus", "SynthFeatureCorpus", "actor_clip_plan"]
 
 _INTENSITY = {1: 0.6, 2: 0.75, 3: 0.9, 4: 1.0}
-# signal=1.0 means this expression strength. With the default corpus, MLP-512 (fast preset) on
-# the pooled "video" source reaches presence 0.34 / salience 0.12 under nested selection (0.37 /
-# 0.16 with the paper's optimistic selection); video + audio fused 0.43 / 0.17 (paper selection).
-# The paper's real features: 0.23-0.29 / 0.09-0.13 for one source, 0.33-0.35 / 0.14-0.17 fused.
+# signal=1.0 means this expression strength. On default corpora, MLP-512 (fast preset, nested
+# selection) reaches about presence 0.31 / salience 0.09 on one pooled 1,024-d source and
+# 0.40 / 0.12 on video + audio fused (validation; the paper's optimistic selection adds about
+# 0.02 / 0.03). The paper's real features: 0.23-0.29 / 0.09-0.13 for one source, 0.33-0.35 /
+# 0.14-0.17 fused.
 _SIGNAL_UNIT = 0.7
 # Arousal per class (ang, disg, fea, hap, sad, neu): drives frame-to-frame fluctuation.
 _AROUSAL = np.array([1.0, 0.55, 0.9, 0.8, 0.35, 0.1])
