@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from blemore._io import atomic_write_bytes as _atomic_write
+from blemore.errors import BlemoreError
 
 __all__ = [
     "HeadSpec", "parse_heads", "parse_list", "AblationRow", "AblationResult", "run_ablation",
@@ -38,7 +39,7 @@ REFERENCE_HEAD = "mlp-512"
 METRICS = ("acc_presence", "acc_salience")
 
 
-class AblationError(ValueError):
+class AblationError(BlemoreError, ValueError):
     """An ablation that cannot run as asked (bad head spec, no configurations)."""
 
 

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from blemore import __version__
+from blemore.errors import BlemoreError
 from blemore.features import FeatureSet, TransformChain, load_features, open_features
 from blemore.fusion import Fusion, create_fusion
 from blemore.heads.base import Head, create_head
@@ -47,7 +48,7 @@ FORMAT = "blemore-model"
 FORMAT_VERSION = 1
 
 
-class BundleError(ValueError):
+class BundleError(BlemoreError, ValueError):
     """A model folder that cannot be read, or inputs that do not match the model."""
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from blemore.errors import BlemoreError
 from blemore.heads.base import TrainSpec
 
 __all__ = ["ExperimentConfig", "PRESETS", "load_config", "train_spec", "ConfigError", "SELECTIONS"]
@@ -43,7 +44,7 @@ __all__ = ["ExperimentConfig", "PRESETS", "load_config", "train_spec", "ConfigEr
 SELECTIONS = ("nested", "paper")
 
 
-class ConfigError(ValueError):
+class ConfigError(BlemoreError, ValueError):
     """A configuration value that is not valid (names the key and what was expected)."""
 
 

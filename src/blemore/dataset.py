@@ -38,6 +38,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from blemore.errors import BlemoreError
 from blemore.labels import (
     ClipIdError,
     ClipInfo,
@@ -74,7 +75,7 @@ _FOLD_NAMES = ("fold",)
 _ACTOR_VALUE = re.compile(r"^A?(\d+)$")
 
 
-class DatasetError(ValueError):
+class DatasetError(BlemoreError, ValueError):
     """A metadata file or folder that cannot be turned into a clip table (lists every problem)."""
 
     def __init__(self, source: str, problems: Sequence[str]):

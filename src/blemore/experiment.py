@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from blemore.config import ExperimentConfig
+from blemore.errors import BlemoreError
 from blemore.features import FeatureSet, TransformChain, load_features
 from blemore.fusion import Fusion, create_fusion
 from blemore.heads.base import DecoderFit, EvalSet, FitHistory, Head, TrainSpec, create_head
@@ -64,7 +65,7 @@ __all__ = [
 ]
 
 
-class ExperimentError(ValueError):
+class ExperimentError(BlemoreError, ValueError):
     """Inputs that cannot make an experiment (no clips, one fold, unlabelled training clips)."""
 
 

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from blemore.errors import BlemoreError
 from blemore.pooling import Pooling
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
 ]
 
 
-class FeatureError(ValueError):
+class FeatureError(BlemoreError, ValueError):
     """Features that cannot be used as asked (missing clips, shape mismatch, bad source)."""
 
 

@@ -25,6 +25,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from blemore.errors import BlemoreError
+
 EMOTIONS: tuple[str, ...] = ("ang", "disg", "fea", "hap", "sad", "neu")
 """The six codes in the canonical order used for every 6-d vector."""
 
@@ -71,7 +73,7 @@ _RE_BLEND = re.compile(
 _RE_TEST = re.compile(r"^test_(?P<num>\d+)$")
 
 
-class ClipIdError(ValueError):
+class ClipIdError(BlemoreError, ValueError):
     """One or more clip ids do not follow the BLEMORE grammar."""
 
     def __init__(self, bad: Sequence[tuple[str, str]]):
@@ -84,7 +86,7 @@ class ClipIdError(ValueError):
         super().__init__(head + "\n" + "\n".join(lines) + f"\nExpected grammar: {GRAMMAR}")
 
 
-class LabelError(ValueError):
+class LabelError(BlemoreError, ValueError):
     """A label (emotions and saliences) outside the BLEMORE label space."""
 
 

@@ -33,6 +33,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from blemore.errors import BlemoreError
+
 __all__ = [
     "MediaError",
     "CorruptMediaError",
@@ -57,7 +59,7 @@ AUDIO_EXTENSIONS = (".wav", ".mp3", ".flac", ".m4a", ".aac", ".ogg", ".opus")
 MEDIA_EXTENSIONS = VIDEO_EXTENSIONS + AUDIO_EXTENSIONS
 
 
-class MediaError(Exception):
+class MediaError(BlemoreError):
     """A media file could not be used; ``path`` names it."""
 
     def __init__(self, path: str | Path, message: str):

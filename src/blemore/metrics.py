@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from blemore.errors import BlemoreError
 from blemore.labels import (
     EMOTIONS,
     INVALID,
@@ -89,7 +90,7 @@ def score_labels(pred: Sequence[Label | None], true: Sequence[Label]) -> dict[st
 
 
 # -- the challenge dict form ---------------------------------------------------------
-class ScoringError(ValueError):
+class ScoringError(BlemoreError, ValueError):
     """A prediction file that cannot be scored as it is (lists every problem)."""
 
     def __init__(self, message: str, problems: Sequence[str] = ()):

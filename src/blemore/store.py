@@ -46,6 +46,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
+from blemore.errors import BlemoreError
 from blemore.labels import clip_id_from_path
 
 __all__ = [
@@ -90,7 +91,7 @@ _GAZE = ["gaze_0_x", "gaze_0_y", "gaze_0_z", "gaze_1_x", "gaze_1_y", "gaze_1_z",
 OPENFACE2_COLUMNS: tuple[str, ...] = tuple(_AU_R + _POSE + _GAZE)
 
 
-class StoreError(Exception):
+class StoreError(BlemoreError):
     """A feature folder is missing, malformed or not what was expected."""
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from blemore._io import atomic_write_bytes as _atomic_write_bytes
+from blemore.errors import BlemoreError
 from blemore.labels import BLEND_EMOTIONS, EMOTIONS, NEUTRAL, Label, clip_id_from_path
 from blemore.metrics import unwrap_predictions
 
@@ -39,7 +40,7 @@ ZIP_MEMBER = "submission_template.json"
 _VALID_RATIOS = ((50, 50), (70, 30), (30, 70))
 
 
-class SubmissionError(ValueError):
+class SubmissionError(BlemoreError, ValueError):
     """A submission that is not valid; ``problems`` lists every problem found."""
 
     def __init__(self, problems: Sequence[str], source: str = "submission"):

@@ -40,6 +40,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from blemore.errors import BlemoreError
 from blemore.extractors.base import Extractor, ExtractorConfig, ExtractResult
 
 __all__ = [
@@ -77,7 +78,7 @@ DOWNLOAD_PATTERNS = ("config.json", "preprocessor_config.json", "model.safetenso
 RUNTIME_FIELDS = ("device", "batch_size", "precision", "allow_download", "progress")
 
 
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(BlemoreError, RuntimeError):
     """The weights of an extractor are neither local, nor cached, nor downloadable now."""
 
 

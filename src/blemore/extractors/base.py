@@ -21,10 +21,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from blemore.errors import BlemoreError
+
 STATUSES = ("ok", "failed", "no-face", "no-audio", "no-video")
 
 
-class ExtractorUnavailableError(RuntimeError):
+class ExtractorUnavailableError(BlemoreError, RuntimeError):
     """An extractor cannot run here: a missing package, model file or optional dependency."""
 
 

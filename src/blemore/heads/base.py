@@ -41,6 +41,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 import numpy as np
 
 from blemore.decode import PAPER_GRID, calibrate as _calibrate, decode_probabilities
+from blemore.errors import BlemoreError
 from blemore.labels import EMOTIONS, TARGET_TO_MASK
 
 __all__ = [
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 
-class HeadError(ValueError):
+class HeadError(BlemoreError, ValueError):
     """A head name or head setting that is not known."""
 
 
