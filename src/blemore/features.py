@@ -24,6 +24,7 @@ import numpy as np
 
 from blemore.errors import BlemoreError
 from blemore.pooling import Pooling
+from blemore.registry import Registry
 
 __all__ = [
     "FeatureSet", "MissingReport", "FeatureError", "open_features", "load_features", "pool_source",
@@ -283,28 +284,25 @@ class Transform:
         return dict(self.options)
 
 
-_TRANSFORMS: dict[str, type[Transform]] = {}
+BUILTIN_TRANSFORMS: tuple[str, ...] = ("blemore.features", "blemore.normalise")
+"""The modules that define the built-in transforms (``standardize`` here, ``actor-norm`` in
+:mod:`blemore.normalise`); :data:`TRANSFORMS` imports them on first lookup."""
+
+TRANSFORMS: Registry[type[Transform]] = Registry("transform", builtins=BUILTIN_TRANSFORMS, error=FeatureError)
+"""Transform name -> class; unknown names raise :class:`FeatureError` listing every one."""
 
 
 def register_transform(name: str) -> Callable[[type[Transform]], type[Transform]]:
-    def deco(cls: type[Transform]) -> type[Transform]:
-        cls.name = name
-        _TRANSFORMS[name] = cls
-        return cls
-
-    return deco
+    """Class decorator: make a transform available as ``create_transform(name)``."""
+    return TRANSFORMS.register(name)
 
 
 def list_transforms() -> list[str]:
-    return sorted(_TRANSFORMS)
+    return TRANSFORMS.names()
 
 
 def create_transform(name: str, **options: Any) -> Transform:
-    try:
-        cls = _TRANSFORMS[name]
-    except KeyError:
-        raise FeatureError(f"unknown transform {name!r}; registered: {', '.join(sorted(_TRANSFORMS))}") from None
-    return cls(**options)
+    return TRANSFORMS.create(name, **options)
 
 
 @register_transform("standardize")

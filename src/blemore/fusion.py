@@ -19,8 +19,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["Fusion", "EarlyFusion", "LateFusion", "register_fusion", "create_fusion", "list_fusions",
+from blemore.errors import BlemoreError
+from blemore.registry import Registry
+
+__all__ = ["FusionError", "FUSIONS", "Fusion", "EarlyFusion", "LateFusion", "register_fusion", "create_fusion", "list_fusions",
            "early_fusion", "late_fusion"]
+
+
+class FusionError(BlemoreError, ValueError):
+    """An unknown fusion strategy or a bad fusion setting."""
 
 
 def early_fusion(blocks: Sequence[np.ndarray]) -> np.ndarray:
@@ -66,28 +73,25 @@ class Fusion:
         return {"kind": self.name, **self.options}
 
 
-_FUSIONS: dict[str, type[Fusion]] = {}
+BUILTIN_FUSIONS: tuple[str, ...] = ("blemore.fusion", "blemore.late_fusion")
+"""The modules that define the built-in strategies (``early``, ``late`` here; ``late-learned``
+in :mod:`blemore.late_fusion`); :data:`FUSIONS` imports them on first lookup."""
+
+FUSIONS: Registry[type[Fusion]] = Registry("fusion", builtins=BUILTIN_FUSIONS, error=FusionError)
+"""Fusion name -> strategy class; unknown names raise :class:`FusionError` listing every one."""
 
 
 def register_fusion(name: str) -> Callable[[type[Fusion]], type[Fusion]]:
-    def deco(cls: type[Fusion]) -> type[Fusion]:
-        cls.name = name
-        _FUSIONS[name] = cls
-        return cls
-
-    return deco
+    """Class decorator: make a strategy available as ``create_fusion(name)``."""
+    return FUSIONS.register(name)
 
 
 def list_fusions() -> list[str]:
-    return sorted(_FUSIONS)
+    return FUSIONS.names()
 
 
 def create_fusion(name: str, **options: Any) -> Fusion:
-    try:
-        cls = _FUSIONS[name]
-    except KeyError:
-        raise ValueError(f"unknown fusion {name!r}; expected one of {', '.join(sorted(_FUSIONS))}") from None
-    return cls(**options)
+    return FUSIONS.create(name, **options)
 
 
 @register_fusion("early")

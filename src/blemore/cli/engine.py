@@ -8,7 +8,6 @@ Library errors become click errors (``Error: ...``, exit status 1).
 """
 from __future__ import annotations
 
-import functools
 import json
 import warnings
 from pathlib import Path
@@ -16,20 +15,8 @@ from typing import Any, Callable, Sequence
 
 import click
 
-_EXPECTED = (ValueError, OSError, KeyError)
+from blemore.cli._errors import UserError
 
-
-def _friendly(fn: Callable) -> Callable:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except click.ClickException:
-            raise
-        except _EXPECTED as e:
-            raise click.ClickException(str(e).strip("'\"")) from None
-
-    return wrapper
 
 
 def _show_warnings() -> None:
@@ -56,7 +43,6 @@ def _fusion_names(ctx: click.Context, param: click.Parameter, value: str | None)
     """Validate ``--fusion`` (a registered fusion, or a comma list of them for ``benchmark``)."""
     if value is None:
         return None
-    import blemore.heads  # noqa: F401  (registers the late-learned fusion)
     from blemore.fusion import list_fusions
 
     names = [v.strip() for v in value.split(",") if v.strip()]
@@ -162,7 +148,6 @@ def _config_kwargs(metadata, features, fusion, late_mode, preset, pooling, windo
 @click.option("--model-dir", type=click.Path(file_okay=False), default=None, help="Also save the final model bundle here.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json (a list for several runs) instead of tables.")
-@_friendly
 def benchmark_cmd(config_file, metadata, features, fusion, late_mode, preset, pooling, window, stride, epochs, lr,
                   batch_size, weight_decay, folds, seed, missing, threads, quiet, test_metadata, heads, actor_norm,
                   identity_groups, selection, out, model_dir, no_plots, as_json):
@@ -269,7 +254,6 @@ def _ablation(kw, head_specs, norms, fusions, identity_groups, metadata, feature
 @click.option("--out", "model_dir", required=True, type=click.Path(file_okay=False), help="Model folder to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the bundle description as JSON.")
 @_actor_norm_options
-@_friendly
 def train_cmd(metadata, features, fusion, late_mode, preset, pooling, window, stride, epochs, lr, batch_size,
               weight_decay, folds, seed, missing, threads, quiet, head, model_dir, as_json, actor_norm, identity_groups):
     """Train on all labelled clips and save a self-contained model bundle.
@@ -337,15 +321,15 @@ def _classify_inputs(model, inputs: Sequence[str]):
             elif len(names) == 1:
                 found[names[0]] = src
             else:
-                raise click.ClickException(f"{p}: a feature folder named {src.name!r}, but the model needs {names}")
+                raise UserError(f"{p}: a feature folder named {src.name!r}, but the model needs {names}")
         else:
             media.append(p)
     if found and media:
-        raise click.ClickException("give either feature folders or media clips, not both")
+        raise UserError("give either feature folders or media clips, not both")
     if found:
         missing = [n for n in names if n not in found]
         if missing:
-            raise click.ClickException(f"the model needs feature source(s) {missing} too (it uses {names})")
+            raise UserError(f"the model needs feature source(s) {missing} too (it uses {names})")
         return found
     return None
 
@@ -361,7 +345,6 @@ def _classify_inputs(model, inputs: Sequence[str]):
 @click.option("--timeline", type=click.Path(file_okay=False), default=None,
               help="Also write a per-window probability plot per clip into this folder (up to 20 clips).")
 @click.option("--json", "as_json", is_flag=True, help="Print the challenge JSON instead of the table.")
-@_friendly
 def predict_cmd(model_dir, inputs, output, store, workers, timeline, as_json):
     """Predict clips with a trained model bundle.
 
@@ -420,7 +403,6 @@ def predict_cmd(model_dir, inputs, output, store, workers, timeline, as_json):
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Also write the table (markdown) here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
-@_friendly
 def report_cmd(run_dirs, output, as_json):
     """Put several run folders side by side in one table."""
     from blemore.report import _atomic_write, compare_runs, format_compare
@@ -450,7 +432,6 @@ def report_cmd(run_dirs, output, as_json):
 @click.option("--no-signal", is_flag=True, help="Content unrelated to the labels (a chance-level control).")
 @click.option("--folds", type=int, default=5, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@_friendly
 def synth_features_cmd(out, clips, test_clips, actors, test_actors, dim, sources, frames, signal, actor_scale, noise,
                        no_signal, folds, seed):
     """Generate a feature-level synthetic BLEMORE corpus (feature folders + metadata)."""

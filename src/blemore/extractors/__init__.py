@@ -1,9 +1,14 @@
 """Feature extractors: a registry of named extractors (see :mod:`blemore.extractors.base`).
 
-Every built-in extractor module is imported here so that it registers itself; the modules
-keep heavy imports inside ``load()``.
+The built-in extractor modules are listed in one place,
+:data:`blemore.extractors.base.BUILTIN_EXTRACTORS`; the registry imports them on its first
+lookup, so nothing needs importing here. To add a built-in extractor, write a module in this
+package that decorates its class with :func:`register_extractor` (heavy imports inside
+``load()``), and add the module's dotted name to ``BUILTIN_EXTRACTORS``.
 """
 from blemore.extractors.base import (  # noqa: F401
+    BUILTIN_EXTRACTORS,
+    EXTRACTORS,
     ExtractResult,
     Extractor,
     ExtractorConfig,
@@ -12,11 +17,3 @@ from blemore.extractors.base import (  # noqa: F401
     get_extractor_class,
     register_extractor,
 )
-
-# Built-in extractor modules are imported below (one line each).
-from blemore.extractors import face_mesh  # noqa: F401,E402
-from blemore.extractors import face_expression  # noqa: F401,E402
-from blemore.extractors import egemaps  # noqa: F401,E402
-from blemore.extractors import hf_audio  # noqa: F401,E402
-from blemore.extractors import hf_image  # noqa: F401,E402
-from blemore.extractors import hf_video  # noqa: F401,E402

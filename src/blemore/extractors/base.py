@@ -1,5 +1,9 @@
 """The extractor protocol and registry.
 
+Built-in extractor modules are listed once, in :data:`BUILTIN_EXTRACTORS`; the registry
+(:data:`EXTRACTORS`, wrapped by :func:`register_extractor`, :func:`create_extractor`,
+:func:`extractor_names`, :func:`get_extractor_class`) imports them itself on first lookup.
+
 An extractor turns one media file into a per-clip time series ``(T, D)`` float32 with
 per-row timestamps. It declares its name, modality, output rate, dimension and column
 names, and a config dataclass whose values are stored with its features (``config.json``)
@@ -21,7 +25,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from blemore.errors import BlemoreError
+from blemore.errors import BlemoreError, RegistryError
+from blemore.registry import Registry
 
 STATUSES = ("ok", "failed", "no-face", "no-audio", "no-video")
 
@@ -114,34 +119,40 @@ class Extractor(ABC):
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-_REGISTRY: dict[str, type[Extractor]] = {}
+BUILTIN_EXTRACTORS: tuple[str, ...] = (
+    "blemore.extractors.face_mesh",
+    "blemore.extractors.face_expression",
+    "blemore.extractors.egemaps",
+    "blemore.extractors.hf_audio",
+    "blemore.extractors.hf_image",
+    "blemore.extractors.hf_video",
+)
+"""The modules that define the built-in extractors: **the single place to list a new one.**
+:data:`EXTRACTORS` imports them on its first lookup, so ``create_extractor(name)`` works after
+importing this module alone (no import-time registration elsewhere)."""
+
+EXTRACTORS: Registry[type[Extractor]] = Registry("extractor", builtins=BUILTIN_EXTRACTORS, error=RegistryError,
+                                                 set_name=False)
+"""Extractor name -> class. Unknown names raise :class:`~blemore.errors.RegistryError` (a
+``KeyError``) listing every registered name."""
 
 
 def register_extractor(cls: type[Extractor]) -> type[Extractor]:
-    """Class decorator: make an extractor available by its ``name``."""
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise ValueError(f"extractor name {cls.name!r} is already registered")
-    _REGISTRY[cls.name] = cls
-    return cls
+    """Class decorator: make an extractor available by its ``name`` (a different class under a
+    taken name is refused). Built-in modules must also be listed in :data:`BUILTIN_EXTRACTORS`."""
+    return EXTRACTORS.register()(cls)
 
 
 def extractor_names() -> list[str]:
-    _import_builtin()
-    return sorted(_REGISTRY)
+    """Every registered extractor name (built-ins included), sorted."""
+    return EXTRACTORS.names()
 
 
 def get_extractor_class(name: str) -> type[Extractor]:
-    _import_builtin()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown extractor {name!r}; available: {', '.join(sorted(_REGISTRY))}") from None
+    """The extractor class registered as ``name``."""
+    return EXTRACTORS.get(name)
 
 
 def create_extractor(name: str, **settings: Any) -> Extractor:
     """Instantiate a registered extractor with config overrides."""
     return get_extractor_class(name)(**settings)
-
-
-def _import_builtin() -> None:
-    import blemore.extractors  # noqa: F401  (its __init__ imports every built-in module)

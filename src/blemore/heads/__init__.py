@@ -6,7 +6,8 @@ Built-in heads: ``linear``, ``mlp-256``, ``mlp-512`` (the paper's, :mod:`blemore
 ``structured`` and ``flat36`` (:mod:`blemore.heads.structured`); ``multitask``
 (:mod:`blemore.heads.multitask`).
 Add a head by subclassing :class:`~blemore.heads.base.Head` (or ``TorchHead``) in a module
-of this package, decorating it with :func:`register_head`, and importing the module below.
+of this package, decorating it with :func:`register_head`, and adding the module's dotted name
+to :data:`blemore.heads.base.BUILTIN_HEADS` (the registry imports the built-ins itself).
 """
 from blemore.heads.base import (  # noqa: F401
     ArgmaxTargetDecoder,
@@ -26,12 +27,6 @@ from blemore.heads.base import (  # noqa: F401
     list_heads,
     register_head,
 )
-from blemore.heads import mlp  # noqa: F401,E402  (registers linear, mlp-256, mlp-512)
-from blemore.heads import regularise, structured, multitask  # noqa: F401,E402  (mlp-reg, structured, flat36, multitask)
-# The options that go with these heads register on import here, so that every entry point that
-# builds heads (runner, config, model bundles) also knows them: the "actor-norm" feature
-# transform (blemore.normalise) and the "late-learned" fusion (blemore.late_fusion).
-from blemore import late_fusion, normalise  # noqa: F401,E402
 
 __all__ = [
     "ArgmaxTargetDecoder", "Decoder", "DecoderFit", "EvalSet", "FitHistory", "Head", "HeadError",

@@ -43,6 +43,7 @@ import numpy as np
 from blemore.decode import PAPER_GRID, calibrate as _calibrate, decode_probabilities
 from blemore.errors import BlemoreError
 from blemore.labels import EMOTIONS, TARGET_TO_MASK
+from blemore.registry import Registry
 
 __all__ = [
     "TrainSpec", "EvalSet", "FitHistory", "Head", "TorchHead", "Decoder", "DecoderFit",
@@ -305,39 +306,30 @@ def fuse_probabilities(outputs: Sequence[np.ndarray], weights: Sequence[float] |
 
 
 # ----------------------------------------------------------------------------- registry
-_HEADS: dict[str, type[Head]] = {}
+BUILTIN_HEADS: tuple[str, ...] = (
+    "blemore.heads.mlp",         # linear, mlp-256, mlp-512 (the paper's)
+    "blemore.heads.regularise",  # mlp-reg
+    "blemore.heads.structured",  # structured, flat36
+    "blemore.heads.multitask",   # multitask
+)
+"""The modules that define the built-in heads; :data:`HEADS` imports them on first lookup."""
+
+HEADS: Registry[type[Head]] = Registry("head", builtins=BUILTIN_HEADS, error=HeadError)
+"""Head name -> class; unknown names raise :class:`HeadError` listing every registered head."""
 
 
 def register_head(name: str) -> Callable[[type[Head]], type[Head]]:
     """Class decorator: make a head available as ``create_head(name)`` / ``--head name``."""
-
-    def deco(cls: type[Head]) -> type[Head]:
-        if name in _HEADS and _HEADS[name] is not cls:
-            raise HeadError(f"a head named {name!r} is already registered ({_HEADS[name].__qualname__})")
-        cls.name = name
-        _HEADS[name] = cls
-        return cls
-
-    return deco
-
-
-def _load_builtin() -> None:
-    # The built-in heads register themselves on import.
-    import blemore.heads  # noqa: F401
+    return HEADS.register(name)
 
 
 def list_heads() -> list[str]:
     """Registered head names."""
-    _load_builtin()
-    return sorted(_HEADS)
+    return HEADS.names()
 
 
 def head_class(name: str) -> type[Head]:
-    _load_builtin()
-    try:
-        return _HEADS[name]
-    except KeyError:
-        raise HeadError(f"unknown head {name!r}; registered heads: {', '.join(sorted(_HEADS))}") from None
+    return HEADS.get(name)
 
 
 def create_head(name: str, **options: Any) -> Head:
