@@ -35,6 +35,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from blemore.errors import BlemoreError
 from blemore.extractors.base import Extractor, ExtractResult, get_extractor_class
 from blemore.labels import clip_id_from_path
 from blemore.media import MEDIA_EXTENSIONS
@@ -42,6 +43,7 @@ from blemore.store import ManifestRow, StoreWriter
 
 __all__ = [
     "DEFAULT_EXTRACTORS",
+    "ExtractError",
     "ExtractorUnavailableError",
     "ExtractorTally",
     "ExtractionSummary",
@@ -57,6 +59,10 @@ _DONE = ("ok", "no-face", "no-audio", "no-video")
 
 
 from blemore.extractors.base import ExtractorUnavailableError  # noqa: E402  (one class for the whole package)
+
+
+class ExtractError(BlemoreError, ValueError):
+    """The inputs or the extractor selection of an extraction run cannot be used."""
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -82,8 +88,8 @@ def find_media(inputs: Iterable[str | Path], extensions: Sequence[str] = MEDIA_E
     dups = {cid: ps for cid, ps in found.items() if len(set(map(os.path.realpath, ps))) > 1}
     if dups:
         lines = "; ".join(f"{cid}: {', '.join(map(str, ps[:3]))}" for cid, ps in list(dups.items())[:5])
-        raise ValueError(f"{len(dups)} clip id(s) come from more than one file ({lines}); "
-                         "clip ids are file names without extension and must be unique")
+        raise ExtractError(f"{len(dups)} clip id(s) come from more than one file ({lines}); "
+                           "clip ids are file names without extension and must be unique")
     return {cid: ps[0] for cid, ps in sorted(found.items())}
 
 
@@ -94,9 +100,9 @@ def build_extractors(names: Sequence[str], fps: float | None = None,
     settings = dict(settings or {})
     unknown = set(settings) - set(names)
     if unknown:
-        raise ValueError(f"settings given for extractors not selected: {sorted(unknown)}")
+        raise ExtractError(f"settings given for extractors not selected: {sorted(unknown)}")
     if len(set(names)) != len(names):
-        raise ValueError(f"extractor listed twice in {list(names)}")
+        raise ExtractError(f"extractor listed twice in {list(names)}")
     out = []
     for name in names:
         cls = get_extractor_class(name)
@@ -104,7 +110,7 @@ def build_extractors(names: Sequence[str], fps: float | None = None,
         field_names = {f.name for f in dataclasses.fields(cls.config_class)}
         bad = set(over) - field_names
         if bad:
-            raise ValueError(f"{name}: unknown setting(s) {sorted(bad)}; known: {sorted(field_names)}")
+            raise ExtractError(f"{name}: unknown setting(s) {sorted(bad)}; known: {sorted(field_names)}")
         if fps is not None and "fps" in field_names:
             over.setdefault("fps", float(fps))
         out.append(cls(**over))
@@ -307,7 +313,7 @@ def extract(
     if isinstance(extractors, str):
         extractors = [s.strip() for s in extractors.split(",") if s.strip()]
     if not extractors:
-        raise ValueError("no extractors selected")
+        raise ExtractError("no extractors selected")
     exs = build_extractors(list(extractors), fps=fps, settings=settings)
     for e in exs:
         _check_available(e)

@@ -126,19 +126,14 @@ def register(group: click.Group) -> None:
         Resumable: finished clips are skipped. Exits 0 when the run completed, even if some
         clips failed (they are listed); non-zero when nothing could run.
         """
-        from blemore.extract import DEFAULT_EXTRACTORS, ExtractorUnavailableError, extract
-        from blemore.store import StoreError
+        from blemore.extract import DEFAULT_EXTRACTORS, extract
 
         names = [s.strip() for s in extractor_names.split(",") if s.strip()] if extractor_names else list(DEFAULT_EXTRACTORS)
-        try:
-            settings = _parse_settings(set_items)
-            _add_common_settings(settings, names, {"weights": weights, "device": device, "batch_size": batch_size,
-                                                   "layers": layers})
-            summary = extract(list(inputs), out, names, workers=workers, fps=fps, retry_failed=retry_failed,
-                              overwrite=overwrite, progress=not quiet, settings=settings)
-        except (ExtractorUnavailableError, StoreError, ValueError, KeyError, FileNotFoundError) as err:
-            msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-            raise click.ClickException(str(msg)) from None
+        settings = _parse_settings(set_items)
+        _add_common_settings(settings, names, {"weights": weights, "device": device, "batch_size": batch_size,
+                                               "layers": layers})
+        summary = extract(list(inputs), out, names, workers=workers, fps=fps, retry_failed=retry_failed,
+                          overwrite=overwrite, progress=not quiet, settings=settings)
         click.echo(json.dumps(summary.to_dict(), indent=2) if as_json else summary.format())
         if summary.interrupted:
             sys.exit(130)
@@ -178,12 +173,7 @@ def register(group: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
     def features_cmd(store, as_json):
         """Inventory of a feature store (or of one feature folder)."""
-        from blemore.store import StoreError
-
-        try:
-            inv = inventory(store)
-        except StoreError as err:
-            raise click.ClickException(str(err)) from None
+        inv = inventory(store)
         if as_json:
             click.echo(json.dumps(inv, indent=2))
             return
@@ -204,12 +194,9 @@ def register(group: click.Group) -> None:
     @click.option("--overwrite", is_flag=True, help="Replace an existing folder of that name.")
     def import_cmd(src_dir, store, name, modality, overwrite):
         """Bring a pre-extracted feature folder (per-clip .npy or .csv) into a store."""
-        from blemore.store import StoreError, import_features
+        from blemore.store import import_features
 
-        try:
-            src = import_features(src_dir, store, name, modality=modality, overwrite=overwrite, progress=True)
-        except StoreError as err:
-            raise click.ClickException(str(err)) from None
+        src = import_features(src_dir, store, name, modality=modality, overwrite=overwrite, progress=True)
         st = src.status()
         bad = sorted(c for c, s in st.items() if s == "failed")
         click.echo(f"{name}: {len(src.clip_ids)} clips, dim {src.dim} -> {src.root}")

@@ -7,30 +7,15 @@ errors become click errors (``Error: ...``, exit status 1), never tracebacks.
 """
 from __future__ import annotations
 
-import functools
 import json
 from typing import Any, Callable, Sequence
 
 import click
 import numpy as np
 
+from blemore.cli._errors import UserError
+
 # -- shared helpers ------------------------------------------------------------------------
-_EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
-
-
-def _friendly(fn: Callable) -> Callable:
-    """Turn the library's errors (all ValueError subclasses, plus I/O errors) into click errors."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except click.ClickException:
-            raise
-        except _EXPECTED_ERRORS as e:
-            raise click.ClickException(str(e)) from None
-
-    return wrapper
 
 
 def _load_table(metadata: Sequence[str]):
@@ -83,7 +68,6 @@ _metadata_option = click.option(
               help="Score the clips that have both a prediction and a label, and say so, instead of failing.")
 @click.option("--breakdown", is_flag=True, help="Also print per-emotion and per-salience-configuration results.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@_friendly
 def score_cmd(predictions: str, metadata: tuple[str, ...], fold: int | None, allow_partial: bool,
               breakdown: bool, as_json: bool) -> None:
     """Score a challenge predictions JSON: ACC_presence and ACC_salience.
@@ -106,14 +90,14 @@ def score_cmd(predictions: str, metadata: tuple[str, ...], fold: int | None, all
     else:
         scored = table if fold is None else table[table["fold"] == fold]
         if len(scored) == 0:
-            raise click.ClickException(f"no metadata clip is in fold {fold}")
+            raise UserError(f"no metadata clip is in fold {fold}")
         truth = truth_from_table(scored)
         # predicted clips outside the metadata still count when their id carries a label
         in_table = set(table["clip_id"])
         truth.update({c: lab for c, lab in labels.items() if c not in in_table})
     if unlabelled and not allow_partial:
         hint = " (anonymised test ids need --metadata with labels)" if table is None else ""
-        raise click.ClickException(
+        raise UserError(
             f"{len(unlabelled)} predicted clip(s) have no label{hint}: " + ", ".join(unlabelled[:10])
             + (f", ... ({len(unlabelled) - 10} more)" if len(unlabelled) > 10 else "")
         )
@@ -152,7 +136,6 @@ def score_cmd(predictions: str, metadata: tuple[str, ...], fold: int | None, all
 @click.option("--beta", type=float, required=True, help="Salience threshold (|p1 - p2| <= beta gives 50/50).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), required=True,
               help="Predictions JSON to write ('-' for standard output).")
-@_friendly
 def decode_cmd(probs: str, alpha: float, beta: float, output: str) -> None:
     """Decode a probability CSV into a challenge predictions JSON.
 
@@ -188,7 +171,6 @@ def decode_cmd(probs: str, alpha: float, beta: float, output: str) -> None:
               help="Also write the predictions decoded at the best pair to this JSON.")
 @click.option("--full-grid", is_flag=True, help="With --json, include the whole score grid.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@_friendly
 def calibrate_cmd(probs: str, metadata: tuple[str, ...], grid_size: int, grid_min: float, grid_max: float,
                   alphas: str | None, betas: str | None, weights: tuple[float, float],
                   predictions_out: str | None, full_grid: bool, as_json: bool) -> None:
@@ -205,11 +187,11 @@ def calibrate_cmd(probs: str, metadata: tuple[str, ...], grid_size: int, grid_mi
 
     names, p = load_probabilities(probs)
     if not names:
-        raise click.ClickException(f"{probs}: no rows")
+        raise UserError(f"{probs}: no rows")
     labels, unlabelled = labels_for_clips(names, _load_table(metadata))
     if unlabelled:
         hint = "" if metadata else " (anonymised test ids need --metadata with labels)"
-        raise click.ClickException(
+        raise UserError(
             f"{len(unlabelled)} clip(s) in {probs} have no label{hint}: " + ", ".join(unlabelled[:10])
             + (f", ... ({len(unlabelled) - 10} more)" if len(unlabelled) > 10 else "")
         )
@@ -245,7 +227,6 @@ def calibrate_cmd(probs: str, metadata: tuple[str, ...], grid_size: int, grid_mi
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The zip to write.")
 @click.option("--template", type=click.Path(exists=True, dir_okay=False),
               help="The official submission_template.json (default: the copy shipped with blemore).")
-@_friendly
 def submit_cmd(predictions: str, output: str, template: str | None) -> None:
     """Validate a predictions JSON against the official template and write the CodaBench zip.
 
@@ -259,7 +240,7 @@ def submit_cmd(predictions: str, output: str, template: str | None) -> None:
     problems = validate_submission(obj, template)
     if problems:
         lines = problems[:40] + ([f"... and {len(problems) - 40} more"] if len(problems) > 40 else [])
-        raise click.ClickException(
+        raise UserError(
             f"{predictions} is not a valid submission ({len(problems)} problem(s)); nothing written:\n  "
             + "\n  ".join(lines)
         )

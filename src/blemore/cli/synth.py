@@ -6,27 +6,7 @@ Thin layer over :func:`blemore.synth.media.generate_media_corpus` and
 """
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable
-
 import click
-
-_EXPECTED = (ValueError, OSError, KeyError)
-
-
-def _friendly(fn: Callable) -> Callable:
-    """Library errors (bad values, missing files) become click errors: ``Error: ...``, exit 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except click.ClickException:
-            raise
-        except _EXPECTED as e:
-            raise click.ClickException(str(e).strip("'\"")) from None
-
-    return wrapper
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
@@ -57,7 +37,6 @@ def _size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, 
 @click.option("--workers", type=int, default=None, help="Processes (default: all cores).")
 @click.option("--overwrite", is_flag=True, help="Re-render clips that already exist.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@_friendly
 def synth_media_cmd(out, actors, test_actors, folds, seed, difficulty, size, duration, fps, fmt, intensities,
                     no_signal, anonymise_test, workers, overwrite, quiet):
     """Generate a media-level synthetic BLEMORE corpus in OUT: video clips with a voice track,
@@ -89,7 +68,6 @@ def synth_media_cmd(out, actors, test_actors, folds, seed, difficulty, size, dur
 @click.option("--quick", is_flag=True, help="A smaller corpus and fewer runs (about a third of the time).")
 @click.option("--workers", type=int, default=None, help="Processes for generation and extraction (default: all cores).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@_friendly
 def demo_cmd(out, quick, workers, seed):
     """Run the whole pipeline on a generated corpus: generate, extract, benchmark, report,
     train a model, predict on held-out clips; print where everything is."""

@@ -1,0 +1,70 @@
+"""The command line's one error adapter (see :mod:`blemore.cli` for the contract).
+
+:class:`BlemoreGroup` turns a command's :class:`~blemore.errors.BlemoreError` or path error
+(:data:`PATH_ERRORS`) into :class:`UserError`: one ``error: ...`` paragraph on stderr and exit
+status 2. Commands raise :class:`UserError` themselves for mistakes they find in their options.
+Everything else propagates with its traceback (a bug).
+"""
+from __future__ import annotations
+
+import shutil
+import textwrap
+from typing import IO, Any
+
+import click
+
+from blemore.errors import BlemoreError
+
+__all__ = ["PATH_ERRORS", "BlemoreGroup", "UserError", "format_error"]
+
+#: OS errors that mean "this path (given by the user) cannot be used", not a bug.
+PATH_ERRORS: tuple[type[OSError], ...] = (FileNotFoundError, PermissionError, IsADirectoryError,
+                                          NotADirectoryError, FileExistsError)
+
+
+def format_error(message: str, width: int | None = None) -> str:
+    """``error: <message>`` as one paragraph; wrapped at ``width`` columns when given.
+
+    The first line of the message is wrapped; further lines (lists of problems, already
+    indented by the raiser) are kept as they are.
+    """
+    first, *rest = message.strip().splitlines() or [""]
+    if not width:
+        return "\n".join([f"error: {first}", *rest])
+    head = textwrap.fill(first, width=width, initial_indent="error: ", subsequent_indent="  ",
+                         break_long_words=False, break_on_hyphens=False)
+    return "\n".join([head, *rest])
+
+
+def _message(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.filename is not None:
+        return f"{err.filename}: {err.strerror or err.__class__.__name__}"
+    if isinstance(err, KeyError) and err.args:  # KeyError's str() would quote the message
+        return str(err.args[0])
+    return str(err) or err.__class__.__name__
+
+
+class UserError(click.ClickException):
+    """A user's mistake, shown as one ``error: ...`` paragraph on stderr; exit status 2."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """Wrapped to the terminal (at most 100 columns) on a terminal; one line per line of
+        the message otherwise, so that logs and ``grep`` see whole sentences."""
+        stream = file if file is not None else click.get_text_stream("stderr")
+        tty = bool(getattr(stream, "isatty", lambda: False)())
+        width = max(40, min(shutil.get_terminal_size((100, 24)).columns, 100)) if tty else None
+        click.echo(format_error(self.format_message(), width), file=stream)
+
+
+class BlemoreGroup(click.Group):
+    """A click group whose commands' :class:`BlemoreError` and path errors become :class:`UserError`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (BlemoreError, *PATH_ERRORS) as err:
+            if ctx.find_root().params.get("debug"):
+                raise
+            raise UserError(_message(err)) from err
