@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from blemore.errors import BlemoreError
-from blemore.heads.base import TrainSpec
+from blemore.heads.training import TrainSpec
 
 __all__ = ["ExperimentConfig", "PRESETS", "load_config", "train_spec", "ConfigError", "SELECTIONS"]
 
@@ -74,7 +74,7 @@ class ExperimentConfig:
     ``pooling`` (``"stats"`` or ``"windows"`` with ``window`` / ``stride`` rows),
     ``transforms`` (fitted on training clips; default ``["standardize"]``).
     Training: ``preset`` (``"paper"`` or ``"fast"``) with ``train`` overriding its
-    :class:`~blemore.heads.base.TrainSpec` fields, ``seed``, ``threads``.
+    :class:`~blemore.heads.training.TrainSpec` fields, ``seed``, ``threads``.
     Protocol: ``selection`` (``"nested"`` or ``"paper"``), ``folds`` / ``fold_seed`` (only used
     when the metadata has no folds), ``alphas`` / ``betas`` (threshold grid, default the paper's),
     ``score_weights`` (presence, salience weights of the selection score), ``missing``

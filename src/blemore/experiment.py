@@ -47,7 +47,9 @@ from blemore.config import ExperimentConfig
 from blemore.errors import BlemoreError
 from blemore.features import FeatureSet, TransformChain, load_features
 from blemore.fusion import Fusion, create_fusion
-from blemore.heads.base import DecoderFit, EvalSet, FitHistory, Head, TrainSpec, create_head
+from blemore.decoders import DecoderFit
+from blemore.heads.base import Head, create_head
+from blemore.heads.training import EvalSet, FitHistory, TrainSpec, aggregate_rows
 from blemore.labels import (
     EMOTIONS,
     INVALID,
@@ -581,8 +583,6 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, table: pd.Da
         src = exp.groups[0]
         X, owner = exp.features.rows(src, exp.train_pos)
         if owner is not None:
-            from blemore.heads.base import aggregate_rows
-
             X = aggregate_rows(np.nan_to_num(X), owner, len(exp.train_pos))
         pca = {"X": X, "actor": exp.actor[exp.train_pos], "target": exp.target[exp.train_pos],
                "sources": list(src)}

@@ -23,7 +23,7 @@ from blemore.errors import BlemoreError
 from blemore.registry import Registry
 
 __all__ = ["FusionError", "FUSIONS", "Fusion", "EarlyFusion", "LateFusion", "register_fusion", "create_fusion", "list_fusions",
-           "early_fusion", "late_fusion"]
+           "early_fusion", "late_fusion", "fuse_probabilities"]
 
 
 class FusionError(BlemoreError, ValueError):
@@ -40,10 +40,34 @@ def early_fusion(blocks: Sequence[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.asarray(b, dtype=np.float32) for b in blocks], axis=1)
 
 
+def fuse_probabilities(outputs: Sequence[np.ndarray], weights: Sequence[float] | None = None,
+                       mode: str = "prob") -> np.ndarray:
+    """Weighted mean of probability arrays (``mode="prob"``) or of their logs, renormalised
+    (``mode="logit"``: for softmax outputs the same as averaging logits)."""
+    if not outputs:
+        raise ValueError("nothing to fuse")
+    shapes = {np.shape(o) for o in outputs}
+    if len(shapes) != 1:
+        raise ValueError(f"outputs to fuse must have one shape, got {sorted(shapes)}")
+    w = np.ones(len(outputs)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if len(w) != len(outputs) or np.any(w < 0) or w.sum() <= 0:
+        raise ValueError(f"need {len(outputs)} non-negative weights with a positive sum, got {list(w)}")
+    w = w / w.sum()
+    stack = np.stack([np.asarray(o, dtype=np.float64) for o in outputs])
+    if mode == "prob":
+        out = np.tensordot(w, stack, axes=1)
+    elif mode == "logit":
+        z = np.tensordot(w, np.log(np.clip(stack, 1e-12, None)), axes=1)
+        z -= z.max(axis=-1, keepdims=True)
+        out = np.exp(z)
+        out /= out.sum(axis=-1, keepdims=True)
+    else:
+        raise ValueError(f"fusion mode must be 'prob' or 'logit', got {mode!r}")
+    return out.astype(np.float32)
+
+
 def late_fusion(outputs: Sequence[np.ndarray], weights: Sequence[float] | None = None, mode: str = "prob") -> np.ndarray:
     """Weighted mean of per-source probabilities (``prob``) or logits (``logit``)."""
-    from blemore.heads.base import fuse_probabilities
-
     return fuse_probabilities(outputs, weights, mode)
 
 

@@ -29,6 +29,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from blemore._io import atomic_write_bytes as _atomic_write
+from blemore.heads.training import TrainSpec
 from blemore.labels import EMOTION_NAMES, EMOTIONS, TARGET_NAMES
 
 __all__ = ["write_run", "compare_runs", "format_compare", "results_markdown", "load_results", "fmt_pm",
@@ -290,8 +291,6 @@ def plot_timeline(times: np.ndarray, proba: np.ndarray, path: Path, title: str =
 # ----------------------------------------------------------------------------- run folder
 def write_run(result, out: str | os.PathLike) -> Path:
     """Write a :class:`blemore.experiment.RunResult` into the folder ``out``."""
-    from blemore.heads.base import TrainSpec
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     res = result.results

@@ -10,23 +10,21 @@ of this package, decorating it with :func:`register_head`, and adding the module
 to :data:`blemore.heads.base.BUILTIN_HEADS` (the registry imports the built-ins itself).
 """
 from blemore.heads.base import (  # noqa: F401
+    BUILTIN_HEADS,
+    HEADS,
     ArgmaxTargetDecoder,
     Decoder,
     DecoderFit,
-    EvalSet,
-    FitHistory,
     Head,
     HeadError,
     ThresholdDecoder,
-    TorchHead,
-    TrainSpec,
-    aggregate_rows,
     create_head,
     fuse_probabilities,
     head_class,
     list_heads,
     register_head,
 )
+from blemore.heads.training import EvalSet, FitHistory, TorchHead, TrainSpec, aggregate_rows  # noqa: F401
 
 __all__ = [
     "ArgmaxTargetDecoder", "Decoder", "DecoderFit", "EvalSet", "FitHistory", "Head", "HeadError",

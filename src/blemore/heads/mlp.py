@@ -8,7 +8,8 @@ paper uses none).
 """
 from __future__ import annotations
 
-from blemore.heads.base import TorchHead, register_head
+from blemore.heads.base import register_head
+from blemore.heads.training import TorchHead
 
 __all__ = ["KLHead", "LinearHead", "MLP256Head", "MLP512Head"]
 

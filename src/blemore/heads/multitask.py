@@ -30,7 +30,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from blemore.decode import PAPER_GRID, TopTwo
-from blemore.heads.base import Decoder, DecoderFit, HeadError, TorchHead, register_head
+from blemore.decoders import Decoder, DecoderFit
+from blemore.heads.base import HeadError, register_head
+from blemore.heads.training import TorchHead
 from blemore.heads.regularise import RegularisedMixin, trunk
 from blemore.labels import EMOTION_INDEX, EMOTIONS, N_TARGETS, PAIRS, TARGET_IS_BLEND, TARGET_TO_MASK
 

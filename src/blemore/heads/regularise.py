@@ -17,7 +17,7 @@ pooled dimensions overfits quickly; these are the usual cheap remedies:
   prediction see the clips unchanged.
 
 Mixup is implemented by a wrapper module (:class:`MixupInput`) around the network, so the
-training loop of :class:`~blemore.heads.base.TorchHead` stays as it is; the wrapper draws its
+training loop of :class:`~blemore.heads.training.TorchHead` stays as it is; the wrapper draws its
 random numbers from a generator seeded when the module is built (itself seeded by the
 head's ``seed``), so training stays deterministic. The paper's heads (``linear``,
 ``mlp-256``, ``mlp-512``) and the ``paper`` preset are not changed by any of this.
@@ -27,7 +27,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from blemore.heads.base import HeadError, TorchHead, register_head
+from blemore.heads.base import HeadError, register_head
+from blemore.heads.training import TorchHead
 
 __all__ = ["RegularisedMixin", "MixupInput", "RegularisedKLHead", "check_regularisation", "trunk"]
 

@@ -33,7 +33,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from blemore.heads.base import Decoder, DecoderFit, HeadError, TorchHead, register_head
+from blemore.decoders import Decoder, DecoderFit
+from blemore.heads.base import HeadError, register_head
+from blemore.heads.training import TorchHead
 from blemore.heads.regularise import RegularisedMixin, trunk
 from blemore.labels import (
     EMOTIONS,
