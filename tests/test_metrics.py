@@ -1,6 +1,8 @@
 """Tests for blemore.metrics: ACC_presence / ACC_salience in array and challenge-dict form."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -53,12 +55,12 @@ def test_presence_and_salience_by_hand():
         "d": _p(("disg", 100)),                    # one-emotion prediction for a blend: both wrong
         "e": _p(("neu", 50), ("hap", 50)),         # extra emotion: wrong
     }
-    s = score_predictions(preds, truth)
+    s = score_predictions(preds, truth, strict=False)
     assert s.acc_presence == pytest.approx(3 / 5)
     assert s.acc_salience == pytest.approx(1 / 3)
     assert (s.n_clips, s.n_blends, s.partial) == (5, 3, False)
     assert (s.acc_presence, s.acc_salience) == pytest.approx(reference_score(preds, truth))
-    assert score_predictions({"predictions": preds}, truth).as_dict() == s.as_dict()
+    assert score_predictions({"predictions": preds}, truth, strict=False).as_dict() == s.as_dict()
 
 
 @pytest.mark.parametrize("s1, s2", [(70, 30), (70.0, 30.0), ("70", "30"), ("70.0", 30), (69.6, 30.4)])
@@ -80,7 +82,7 @@ def test_no_blends_gives_zero_salience_and_empty_arrays():
 def test_unrounded_and_out_of_space_predictions():
     truth = {"a": HS73, "b": HS55}
     preds = {"a": _p(("hap", 60), ("sad", 40)), "b": _p(("hap", 50), ("sad", 50), ("ang", 0))}
-    s = score_predictions(preds, truth)
+    s = score_predictions(preds, truth, strict=False)
     assert (s.acc_presence, s.acc_salience) == (0.5, 0.0) == reference_score(preds, truth)
 
 
@@ -121,7 +123,7 @@ def test_array_form_matches_dict_form_random():
     ids = [f"c{i}" for i in range(n)]
     preds = {c: (p.to_prediction() if p is not None else []) for c, p in zip(ids, pred)}
     truth = dict(zip(ids, true))
-    d = score_predictions(preds, truth)
+    d = score_predictions(preds, truth, strict=False)
     a = score_labels(pred, true)
     assert (d.acc_presence, d.acc_salience) == (a["acc_presence"], a["acc_salience"]) == reference_score(preds, truth)
     pm, pt = encode_labels(pred)
@@ -149,3 +151,22 @@ def test_breakdowns():
     emo = {r["emotion"]: r for r in per_emotion(pm, tt)}
     assert emo["hap"]["support"] == 5 and emo["hap"]["recall"] == pytest.approx(4 / 5)
     assert emo["sad"]["precision"] == pytest.approx(1.0) and emo["sad"]["recall"] == pytest.approx(3 / 4)
+
+
+@pytest.mark.parametrize("entry, problem", [
+    (_p(("hap", 50), ("hap", 50)), "same emotion 'hap' twice"),
+    (_p(("hap", -5), ("sad", 105)), "outside [0, 100]"),
+    (_p(("hap", 60), ("sad", 60)), "sum to 120"),
+    ([], "an empty list"),
+    (_p(("hap", 60), ("sad", 40)), "not 50/50, 70/30 or 30/70"),
+    (_p(("neu", 50), ("hap", 50)), "neutral cannot be part of a blend"),
+])
+def test_score_applies_the_submit_entry_check(entry, problem):
+    """issue 11: score accepted entries that submit rejects, so local and official scores differed."""
+    from blemore.submission import validate_submission
+
+    with pytest.raises(ScoringError, match=re.escape(problem)):
+        score_predictions({"a": entry, "b": _p(("hap", 100))}, {"a": HS73, "b": HAP})
+    sub = {"predictions": {f"test_{i:04d}.mov": _p(("hap", 100)) for i in range(1, 595)}}
+    sub["predictions"]["test_0001.mov"] = entry
+    assert any(problem in p for p in validate_submission(sub))

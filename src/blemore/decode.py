@@ -35,6 +35,7 @@ from blemore.labels import (
     TARGETS,
     Label,
 )
+from blemore.predictions import read_probabilities
 
 PAPER_GRID: np.ndarray = np.linspace(0.05, 0.95, 20)
 """The paper's grid for both alpha and beta."""
@@ -208,43 +209,12 @@ def calibrate(
 
 # -- probability files -------------------------------------------------------------------
 def load_probabilities(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
-    """Read a probability CSV: a ``filename`` column and one column per emotion code
-    (``ang, disg, fea, hap, sad, neu``, any order, names case-insensitive; other columns
-    ignored). Returns the file names as written and an (n, 6) float64 array in
-    :data:`~blemore.labels.EMOTIONS` order. Raises ``ValueError`` naming the file and
-    what is missing or wrong (missing columns, duplicate names, non-numeric or non-finite
-    values with their rows)."""
-    import pandas as pd
-
-    src = str(path)
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise ValueError(f"{src}: file not found") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise ValueError(f"{src}: not a readable CSV file ({e})") from None
-    lower = {str(c).strip().lower(): c for c in df.columns}
-    need = ("filename",) + EMOTIONS
-    missing = [c for c in need if c not in lower]
-    if missing:
-        raise ValueError(f"{src}: missing column(s) {', '.join(missing)}; expected 'filename' and one column "
-                         f"per emotion code ({', '.join(EMOTIONS)}); found {', '.join(map(str, df.columns))}")
-    names = [v.strip() for v in df[lower["filename"]]]
-    seen: set[str] = set()
-    dup = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
-    if dup:
-        raise ValueError(f"{src}: {len(dup)} file name(s) appear more than once: {', '.join(dup[:10])}")
-    probs = np.empty((len(df), _N), dtype=np.float64)
-    bad: list[str] = []
-    for j, e in enumerate(EMOTIONS):
-        col = df[lower[e]]
-        vals = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
-        for i in np.flatnonzero(~np.isfinite(vals))[:10]:
-            bad.append(f"row {i + 2} ({names[i]}), column {e}: {col.iloc[i]!r}")
-        probs[:, j] = vals
-    if bad:
-        raise ValueError(f"{src}: values that are not finite numbers:\n  " + "\n  ".join(bad))
-    return names, probs
+    """Read a probability table: ids as written and an (n, 6) float64 array in
+    :data:`~blemore.labels.EMOTIONS` order. Accepts blemore's own CSVs (``clip_id`` +
+    ``p_ang``...) and the official form (``filename`` + ``ang``...); see
+    :func:`blemore.predictions.read_probabilities`, which this calls."""
+    ids, proba = read_probabilities(path)
+    return ids, proba
 
 
 def save_probabilities(path: str | os.PathLike, clip_ids: Sequence[str], probs: np.ndarray) -> Path:

@@ -35,6 +35,7 @@ from blemore.labels import (
     clip_id_from_path,
     encode_prediction,
 )
+from blemore.predictions import entry_problems
 
 
 def acc_presence(pred_mask: np.ndarray, true_mask: np.ndarray) -> float:
@@ -132,7 +133,7 @@ class DictScore:
 
 
 def score_predictions(
-    predictions: Mapping, truth: Mapping[str, Label], *, allow_partial: bool = False
+    predictions: Mapping, truth: Mapping[str, Label], *, allow_partial: bool = False, strict: bool = True
 ) -> DictScore:
     """Score the challenge dict format against ``{clip_id: Label}``.
 
@@ -143,6 +144,12 @@ def score_predictions(
     intersection) and the result says so (``partial``, ``missing``, ``unknown``).
     Saliences may be numbers or numeric strings (``70``, ``70.0``, ``"70"``); they are
     rounded to integers as the challenge scorer does.
+
+    ``strict`` (the default) applies the same entry check as ``blemore submit``
+    (:func:`blemore.predictions.entry_problems`: one or two distinct emotions, saliences in
+    [0, 100] summing to 100, blends 50/50, 70/30 or 30/70, no neutral blend), so a file scored
+    here is one the challenge accepts. ``strict=False`` only checks the form and counts
+    out-of-space predictions (an empty list, three emotions, 60/40) as wrong.
     """
     preds = unwrap_predictions(predictions)
     if not isinstance(preds, Mapping):
@@ -158,14 +165,14 @@ def score_predictions(
         if cid in codes:
             problems.append(f"clip {k!r} is predicted twice")
             continue
-        problem = _entry_problem(v)
-        if problem is None:
+        bad = entry_problems(f"clip {k!r}", v, numeric_strings=True, strict=strict)
+        if not bad:
             try:
                 codes[cid] = encode_prediction(v)
                 continue
             except LabelError as e:
-                problem = str(e)
-        problems.append(f"clip {k!r}: {problem}")
+                bad = [f"clip {k!r}: {e}"]
+        problems.extend(bad)
         codes[cid] = (0, INVALID)
     missing = sorted(set(truth_ids) - set(codes))
     unknown = sorted(set(codes) - set(truth_ids))
@@ -188,22 +195,6 @@ def score_predictions(
         partial=bool(allow_partial and (missing or unknown)), missing=missing, unknown=unknown,
         clip_ids=ids, pred_mask=pm, pred_target=pt, true_target=tt,
     )
-
-
-def _entry_problem(v: object) -> str | None:
-    """Why one clip's prediction is not a list of ``{"emotion", "salience"}`` objects (or None)."""
-    if not isinstance(v, (list, tuple)) or not all(isinstance(d, Mapping) for d in v):
-        return "a prediction must be a list of {'emotion', 'salience'} objects"
-    for d in v:
-        if "emotion" not in d or "salience" not in d:
-            return f"each entry needs 'emotion' and 'salience', got {dict(d)}"
-        sal = d["salience"]
-        try:
-            if isinstance(sal, bool) or not np.isfinite(float(sal)):
-                raise ValueError
-        except (TypeError, ValueError):
-            return f"salience {sal!r} is not a number"
-    return None
 
 
 def _head(items: Sequence[str], n: int = 10) -> str:

@@ -28,16 +28,15 @@ from typing import Any, Mapping, Sequence
 
 from blemore._io import atomic_write_bytes as _atomic_write_bytes
 from blemore.errors import BlemoreError
-from blemore.labels import BLEND_EMOTIONS, EMOTIONS, NEUTRAL, Label, clip_id_from_path
+from blemore.labels import Label, clip_id_from_path
 from blemore.metrics import unwrap_predictions
+from blemore.predictions import PredictionFileError, entry_problems, load_json_strict
 
 SUBMISSION_EXTENSION = ".mov"
 """The extension of every key in the challenge JSON (the clips are ``.mov`` files)."""
 
 ZIP_MEMBER = "submission_template.json"
 """The name CodaBench expects for the JSON inside the zip."""
-
-_VALID_RATIOS = ((50, 50), (70, 30), (30, 70))
 
 
 class SubmissionError(BlemoreError, ValueError):
@@ -75,14 +74,9 @@ def template_keys(template: str | os.PathLike | Mapping | None = None) -> list[s
 
 
 def load_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file; ``ValueError`` naming the file for unreadable or invalid JSON."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    """Read a JSON file; a ``BlemoreError`` (``ValueError``) naming the file for a missing or
+    unreadable file, invalid JSON or a key that appears twice in one object."""
+    return load_json_strict(path)
 
 
 def load_predictions(path: str | os.PathLike) -> dict:
@@ -91,8 +85,8 @@ def load_predictions(path: str | os.PathLike) -> dict:
     obj = load_json(path)
     preds = unwrap_predictions(obj) if isinstance(obj, Mapping) else obj
     if not isinstance(preds, Mapping):
-        raise ValueError(f"{path}: expected a JSON object {{clip: [{{'emotion', 'salience'}}, ...]}}, "
-                         f"got {type(preds).__name__}")
+        raise PredictionFileError(f"{path}: expected a JSON object {{clip: [{{'emotion', 'salience'}}, ...]}}, "
+                                  f"got {type(preds).__name__}")
     return dict(preds)
 
 
@@ -161,54 +155,21 @@ def write_submission(
 
 
 def read_submission(zip_path: str | os.PathLike) -> dict:
-    """The JSON object inside a CodaBench zip (``ValueError`` when it is not one)."""
+    """The JSON object inside a CodaBench zip (a ``BlemoreError``/``ValueError`` naming the file when it is not one)."""
     try:
         with zipfile.ZipFile(zip_path) as zf:
             if ZIP_MEMBER not in zf.namelist():
-                raise ValueError(f"{zip_path}: no {ZIP_MEMBER} inside (members: {', '.join(zf.namelist())})")
+                raise PredictionFileError(f"{zip_path}: no {ZIP_MEMBER} inside (members: {', '.join(zf.namelist())})")
             return json.loads(zf.read(ZIP_MEMBER).decode("utf-8"))
     except (zipfile.BadZipFile, FileNotFoundError) as e:
-        raise ValueError(f"{zip_path}: not a readable zip file ({e})") from None
+        raise PredictionFileError(f"{zip_path}: not a readable zip file ({e})") from None
 
 
 # -- validation ------------------------------------------------------------------------------
-def _is_number(x: object) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x and abs(x) != float("inf")
-
-
 def _entry_problems(key: str, value: object) -> list[str]:
-    where = f"{key}:"
-    if not isinstance(value, list):
-        return [f"{where} the prediction must be a list of {{'emotion', 'salience'}} objects, got {type(value).__name__}"]
-    if len(value) not in (1, 2):
-        return [f"{where} one or two emotions expected, got {len(value)}"]
-    problems = []
-    emotions, saliences = [], []
-    for d in value:
-        if not isinstance(d, Mapping) or "emotion" not in d or "salience" not in d:
-            problems.append(f"{where} each entry must be an object with 'emotion' and 'salience', got {d!r}")
-            continue
-        e, s = d["emotion"], d["salience"]
-        if e not in EMOTIONS:
-            problems.append(f"{where} unknown emotion {e!r} (expected one of {', '.join(EMOTIONS)})")
-        if not _is_number(s):
-            problems.append(f"{where} salience {s!r} of {e!r} is not a JSON number")
-        emotions.append(e)
-        saliences.append(s)
-    if problems:
-        return problems
-    total = sum(saliences)
-    if abs(total - 100) > 1e-6:
-        problems.append(f"{where} saliences {' + '.join(map(str, saliences))} sum to {total:g}, not 100")
-    if len(value) == 2:
-        if emotions[0] == emotions[1]:
-            problems.append(f"{where} the same emotion {emotions[0]!r} twice")
-        elif NEUTRAL in emotions:
-            problems.append(f"{where} neutral cannot be part of a blend (two emotions must both be among "
-                            f"{', '.join(BLEND_EMOTIONS)})")
-        elif tuple(round(float(s)) for s in saliences) not in _VALID_RATIOS and not problems:
-            problems.append(f"{where} blend saliences {saliences[0]:g}/{saliences[1]:g} are not 50/50, 70/30 or 30/70")
-    return problems
+    """One clip's problems: the shared check of :func:`blemore.predictions.entry_problems`
+    (the same one ``blemore score`` applies), saliences as JSON numbers."""
+    return entry_problems(key, value)
 
 
 def validate_submission(
