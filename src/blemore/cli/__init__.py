@@ -24,7 +24,7 @@ from blemore.cli._errors import BlemoreGroup, UserError, format_error
 
 __all__ = ["cli", "main", "BlemoreGroup", "UserError", "format_error"]
 
-_AREAS = ("foundation", "extract", "engine", "synth")
+_AREAS = ("foundation", "extract", "engine", "synth", "view")
 
 
 @click.group(cls=BlemoreGroup, context_settings={"help_option_names": ["-h", "--help"]})
