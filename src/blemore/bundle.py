@@ -24,8 +24,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from blemore import __version__
+from blemore._io import atomic_folder
 from blemore.errors import BlemoreError
 from blemore.features import FeatureSet, TransformChain, load_features, open_features
 from blemore.fusion import Fusion, create_fusion
@@ -196,26 +195,11 @@ class ModelBundle:
         import torch
 
         dest = Path(model_dir)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes it 0700; a model folder is shareable
-        try:
+        with atomic_folder(dest) as tmp:
             for i, p in enumerate(self.parts):
                 torch.save({"head": _to_saveable(p.head.state_dict()),
                             "transforms": _to_saveable(p.chain.state_dict())}, tmp / f"part{i}.pt")
             (tmp / "bundle.json").write_text(json.dumps(self.manifest(), indent=2, default=str) + "\n")
-            if dest.exists():
-                old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-                os.replace(dest, old)
-                os.replace(tmp, dest)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, dest)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return dest
 
     @classmethod

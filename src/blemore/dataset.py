@@ -7,7 +7,8 @@ A **clip table** is a :class:`pandas.DataFrame` with one row per clip and these 
 column          dtype     meaning
 ==============  ========  ==================================================================
 ``clip_id``     object    the clip id without folder or extension (``A102_ang_int1_ver1``,
-                          ``test_0001``); unique
+                          ``test_0001``, or any id given by metadata with label and actor
+                          columns, e.g. ``03a01Wa``); unique
 ``actor``       object    ``"A102"``; ``None`` for anonymised test ids whose actor is unknown
 ``split``       object    ``"train"`` or ``"test"``
 ``fold``        int64     cross-validation fold 0..k-1; ``-1`` when the clip has none
@@ -18,7 +19,8 @@ column          dtype     meaning
 ==============  ========  ==================================================================
 
 plus ``gender`` (object: ``"f"``, ``"m"``, another lower-case string, or ``None``) when the
-metadata has a gender column (:data:`OPTIONAL_COLUMNS`).
+metadata has a gender column (:data:`OPTIONAL_COLUMNS`), and ``corpus`` (object) when it has a
+corpus column (metadata written by :mod:`blemore.corpora`).
 
 Tables come from the official metadata CSVs (:func:`load_metadata`), from a folder of media
 files named by the clip-id grammar (:func:`index_folder`), or from both (:func:`build_index`).
@@ -30,7 +32,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -38,6 +39,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from blemore._io import atomic_path
 from blemore.errors import BlemoreError
 from blemore.labels import (
     ClipIdError,
@@ -72,7 +74,9 @@ _FILENAME_NAMES = ("filename", "file_name", "file", "clip_id", "clip")
 _ACTOR_NAMES = ("actor", "actor_id", "speaker", "speaker_id", "subject", "subject_id", "video_id")
 _GENDER_NAMES = ("gender", "sex")
 _FOLD_NAMES = ("fold",)
-_ACTOR_VALUE = re.compile(r"^A?(\d+)$")
+_LABEL_NAMES = ("label",)
+_CORPUS_NAMES = ("corpus",)
+_ACTOR_VALUE = re.compile(r"^A?([0-9]+)\Z")
 
 
 class DatasetError(BlemoreError, ValueError):
@@ -232,6 +236,39 @@ def _gender_value(v: str) -> str | None:
     return v
 
 
+_FREE_ID_BAD_CHARS = ("/", "\\", "\x00")
+
+
+def free_id_problem(raw: str) -> str | None:
+    """Why ``raw`` cannot be a clip id given by metadata (``None`` when it can).
+
+    Outside the BLEMORE grammar a clip id may hold any character a file name can, but not a
+    path separator (``/``, ``\\``) or NUL, and not be empty, ``.`` or ``..`` (ids become file
+    names in feature stores and run folders, so one that could escape a folder is refused).
+    A clip id ends at its first dot: what follows is the file extension
+    (:func:`blemore.labels.clip_id_from_path`), so ``x.wav`` is the clip ``x``.
+    """
+    if raw.strip() in ("", ".", ".."):
+        return f"clip id {raw!r} is empty or a folder reference"
+    bad = [c for c in _FREE_ID_BAD_CHARS if c in raw]
+    if bad:
+        return f"clip id {raw!r} contains {', '.join(repr(c) for c in bad)} (a path separator or NUL)"
+    if raw.strip().split(".", 1)[0] == "":
+        return f"clip id {raw!r} starts with a dot, so nothing is left of it without the extension"
+    return None
+
+
+def parse_label_name(name: str) -> Label:
+    """A label from its composite name (:meth:`Label.name`): ``hap`` or ``ang+hap 70/30``."""
+    s = name.strip()
+    if "+" not in s:
+        return Label.single(s)
+    m = re.match(r"^([A-Za-z]+)\s*\+\s*([A-Za-z]+)\s+([0-9]+(?:\.[0-9]+)?)\s*/\s*([0-9]+(?:\.[0-9]+)?)\Z", s)
+    if m is None:
+        raise LabelError(f"label {name!r} is not 'emotion' or 'e1+e2 s1/s2' (e.g. 'ang+hap 70/30')")
+    return Label.blend(m.group(1), float(m.group(3)), m.group(2), float(m.group(4)))
+
+
 def load_metadata(csv_path: str | os.PathLike, split: str | None = None) -> pd.DataFrame:
     """Read an official ``train_metadata.csv`` / ``test_metadata.csv`` into a clip table.
 
@@ -246,6 +283,16 @@ def load_metadata(csv_path: str | os.PathLike, split: str | None = None) -> pd.D
 
     ``split`` forces the split of every row; by default it is ``"test"`` for anonymised ids and
     ``"train"`` otherwise.
+
+    **Other corpora.** When the metadata has label columns (``emotion_1`` [+ ``emotion_2`` and
+    saliences], or one ``label`` column in the composite form ``hap`` / ``ang+hap 70/30``) and
+    an actor column (``actor``, ``actor_id``, ``speaker``, ``subject``; any values, kept
+    verbatim), a clip id outside the BLEMORE grammar is valid as it is (``03a01Wa``,
+    ``01-01-03-01-01-01-12``, ids with spaces or non-ASCII letters): see
+    :func:`free_id_problem` for the ids that are refused (path separators, NUL, ``.``, ``..``).
+    BLEMORE ids in the same file are still parsed and checked against the columns. A
+    ``corpus`` column is kept in the table and namespaces actors (``ravdess:01``), so actor
+    ``01`` of two corpora never merge.
 
     Raises :class:`~blemore.labels.ClipIdError` listing every malformed id, and
     :class:`DatasetError` listing every other problem: duplicate ids, invalid labels,
@@ -275,10 +322,37 @@ def load_metadata(csv_path: str | os.PathLike, split: str | None = None) -> pd.D
         if c is not None and all(v.strip() == "" or _actor_value(v) for v in df[c]):
             actor_col = c
             break
+    # for clip ids outside the BLEMORE grammar: any actor value, taken verbatim
+    free_actor_col = actor_col or next(
+        (c for c in (_find_column(df.columns, (n,)) for n in _ACTOR_NAMES) if c is not None), None)
+    label_col = _find_column(df.columns, _LABEL_NAMES)
+    corpus_col = _find_column(df.columns, _CORPUS_NAMES)
+    has_labels = cols["emotion_1"] is not None or label_col is not None
 
     raw = [v.strip() for v in df[fcol]]
-    infos = parse_clip_ids(raw)  # ClipIdError listing every bad id
+    infos: list[ClipInfo] = []
+    bad: list[tuple[str, str]] = []
     problems: list[str] = []
+    for i, r in enumerate(raw):
+        try:
+            infos.append(parse_clip_ids([r])[0])
+            continue
+        except ClipIdError as e:
+            why = e.bad[0][1]
+        if not (has_labels and free_actor_col is not None):
+            bad.append((r, why))
+            continue
+        # metadata-driven: labels and actors come from the columns, the id is free-form
+        why_free = free_id_problem(r)
+        if why_free is not None:
+            problems.append(f"row {i + 2}: {why_free}")
+            infos.append(ClipInfo(r, None, None, "free"))
+        else:
+            infos.append(ClipInfo(r.split(".", 1)[0], None, None, "free"))
+    if bad:
+        raise ClipIdError([(b, w + (" (ids outside the grammar need label columns, emotion_1 or label, "
+                                    "and an actor column in the metadata)" if i == 0 else ""))
+                           for i, (b, w) in enumerate(bad)])
     seen: dict[str, int] = {}
     for i, info in enumerate(infos):
         if info.clip_id in seen:
@@ -293,9 +367,12 @@ def load_metadata(csv_path: str | os.PathLike, split: str | None = None) -> pd.D
     for i, (info, row) in enumerate(zip(infos, records)):
         where = f"row {i + 2} ({info.clip_id})"
         lab = info.label
-        if cols["emotion_1"] is not None:
+        if cols["emotion_1"] is not None or label_col is not None:
             try:
-                col_lab = _label_from_columns(row, cols)
+                if cols["emotion_1"] is not None:
+                    col_lab = _label_from_columns(row, cols)
+                else:
+                    col_lab = parse_label_name(row[label_col]) if row[label_col].strip() else None
             except LabelError as e:
                 problems.append(f"{where}: {e}")
                 col_lab = None
@@ -316,11 +393,18 @@ def load_metadata(csv_path: str | os.PathLike, split: str | None = None) -> pd.D
         labels.append(lab)
 
         actor = info.actor
-        if actor_col is not None and row[actor_col].strip() != "":
+        if info.kind == "free":
+            actor = row[free_actor_col].strip() or None  # type: ignore[index]
+            if actor is None and info.clip_id:
+                problems.append(f"{where}: no actor (clip ids outside the BLEMORE grammar need one)")
+        elif actor_col is not None and row[actor_col].strip() != "":
             col_actor = _actor_value(row[actor_col])
             if actor is not None and col_actor != actor:
                 problems.append(f"{where}: actor column says {row[actor_col]!r} but the clip id says {actor!r}")
             actor = actor or col_actor
+        corpus = row[corpus_col].strip() if corpus_col is not None else ""
+        if corpus and actor is not None and not actor.startswith(corpus + ":"):
+            actor = f"{corpus}:{actor}"  # actor "01" of two corpora are two people
         actors.append(actor)
 
         fold = -1
@@ -338,7 +422,10 @@ def load_metadata(csv_path: str | os.PathLike, split: str | None = None) -> pd.D
 
     splits = [split or _default_split(info) for info in infos]
     gender = [_gender_value(v) for v in df[gender_col]] if gender_col is not None else None
-    return _table([i.clip_id for i in infos], actors, splits, folds, labels, None, gender)
+    out = _table([i.clip_id for i in infos], actors, splits, folds, labels, None, gender)
+    if corpus_col is not None:
+        out["corpus"] = pd.Series([v.strip() or None for v in df[corpus_col]], dtype=object)
+    return out
 
 
 def index_folder(
@@ -402,11 +489,14 @@ def concat_tables(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     Raises :class:`DatasetError` when a clip id appears twice."""
     tables = [t for t in tables if t is not None]
     has_gender = any("gender" in t.columns for t in tables)
+    has_corpus = any("corpus" in t.columns for t in tables)
     parts = []
     for t in tables:
         t = t.copy()
         if has_gender and "gender" not in t.columns:
             t["gender"] = pd.Series([None] * len(t), dtype=object, index=t.index)
+        if has_corpus and "corpus" not in t.columns:
+            t["corpus"] = pd.Series([None] * len(t), dtype=object, index=t.index)
         parts.append(t)
     if not parts:
         return empty_table()
@@ -513,6 +603,21 @@ def make_folds(
     if rows.any():
         folds[rows] = _assign_folds(out[rows], k, seed, gender_column, existing=None)
     out["fold"] = folds
+    return out
+
+
+def leave_one_actor_out(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``table`` with one fold per actor of its training rows (actors in sorted
+    order get folds 0, 1, ...; test rows get -1): the leave-one-speaker-out protocol of
+    small corpora. Raises :class:`DatasetError` naming clips without an actor."""
+    out = table.copy()
+    rows = _fold_rows(out)
+    missing = [c for c, a, r in zip(out["clip_id"], out["actor"], rows) if r and _none(a) is None]
+    if missing:
+        raise DatasetError("leave_one_actor_out", [f"clip {c!r} has no actor" for c in missing])
+    names = sorted({a for a, r in zip(out["actor"], rows) if r})
+    idx = {a: i for i, a in enumerate(names)}
+    out["fold"] = np.array([idx[a] if r else -1 for a, r in zip(out["actor"], rows)], dtype=np.int64)
     return out
 
 
@@ -649,7 +754,10 @@ def write_metadata(table: pd.DataFrame, csv_path: str | os.PathLike, labels: boo
     rows = []
     has_gender = "gender" in table.columns
     for r in table.itertuples(index=False):
-        info = parse_clip_id(r.clip_id)
+        try:
+            info = parse_clip_id(r.clip_id)
+        except ClipIdError:  # an id given by metadata: nothing to read from it
+            info = ClipInfo(r.clip_id, None, None, "free")
         lab = _none(r.label) if labels else None
         row = dict.fromkeys(METADATA_COLUMNS, "")
         row["filename"] = r.clip_id
@@ -671,20 +779,15 @@ def write_metadata(table: pd.DataFrame, csv_path: str | os.PathLike, labels: boo
         row["fold"] = str(int(r.fold)) if int(r.fold) >= 0 else ""
         rows.append(row)
     df = pd.DataFrame(rows, columns=list(METADATA_COLUMNS), dtype=object)
+    if "corpus" in table.columns:
+        df["corpus"] = [_none(c) or "" for c in table["corpus"]]
     return _atomic_write_csv(df, Path(csv_path))
 
 
 def _atomic_write_csv(df: pd.DataFrame, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
             df.to_csv(fh, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 
@@ -747,5 +850,5 @@ __all__ = [
     "CLIP_COLUMNS", "OPTIONAL_COLUMNS", "MEDIA_EXTENSIONS", "METADATA_COLUMNS", "SPLITS",
     "DatasetError", "ClipIdError", "clip_table", "load_metadata", "index_folder", "build_index", "concat_tables",
     "empty_table", "make_folds", "ensure_folds", "write_metadata", "truth_from_table", "labels_for_clips",
-    "fold_summary",
+    "fold_summary", "free_id_problem", "parse_label_name", "leave_one_actor_out",
 ]

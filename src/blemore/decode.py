@@ -17,13 +17,13 @@ matrix product, so the paper's 20 x 20 search costs well under a millisecond per
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from blemore._io import atomic_path
 from blemore.labels import (
     EMOTION_INDEX,
     EMOTIONS,
@@ -228,16 +228,8 @@ def save_probabilities(path: str | os.PathLike, clip_ids: Sequence[str], probs: 
     df = pd.DataFrame(probs, columns=list(EMOTIONS))
     df.insert(0, "filename", list(clip_ids))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            df.to_csv(fh, index=False)  # full precision: decoding at a threshold must not move
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        df.to_csv(fh, index=False)  # full precision: decoding at a threshold must not move
     return path
 
 

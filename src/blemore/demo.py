@@ -137,7 +137,8 @@ def run_demo(
     from blemore.config import ExperimentConfig
     from blemore.experiment import run_experiment, train_model
     from blemore.extract import extract
-    from blemore.report import _atomic_write, compare_runs, format_compare, plot_timeline
+    from blemore._io import atomic_write_bytes as _atomic_write
+    from blemore.report import compare_runs, format_compare, plot_timeline
     from blemore.synth.media import SynthConfig, generate_media_corpus, parse_difficulty
 
     s = settings or demo_settings(quick)

@@ -24,8 +24,6 @@ Errors are :class:`MediaError` subclasses that name the file: :class:`CorruptMed
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -33,6 +31,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from blemore._io import atomic_path
 from blemore.errors import BlemoreError
 
 __all__ = [
@@ -317,16 +316,6 @@ def is_silent(y: np.ndarray, threshold_db: float = -80.0) -> bool:
 
 
 # ----------------------------------------------------------------------------- writing
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read the process umask once (os.umask can only read by setting)
-
-
-def _publish(tmp: str, path: Path) -> None:
-    """Give the temporary file the usual permissions (mkstemp makes it 0600), then rename."""
-    os.chmod(tmp, 0o666 & ~_UMASK)
-    os.replace(tmp, path)
-
-
 _DEFAULT_AUDIO_CODEC = {".mp4": "aac", ".m4v": "aac", ".mov": "aac", ".mkv": "aac", ".flv": "aac",
                         ".avi": "pcm_s16le", ".webm": "libopus"}
 
@@ -409,60 +398,50 @@ def write_video(
     planar = _audio_planar(audio) if audio is not None else None
     acodec = audio_codec or _DEFAULT_AUDIO_CODEC.get(ext, "aac")
     fmt = {".mkv": "matroska", ".m4v": "mp4", ".mpg": "mpeg", ".mpeg": "mpeg"}.get(ext, ext[1:])
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=ext, dir=path.parent)
-    os.close(fd)
-    try:
-        with av.open(tmp, mode="w", format=fmt) as c:
-            vstream = None
-            astream = None
-            if planar is not None:
-                astream = _add_audio_stream(c, acodec, sr, planar.shape[0])
-            a_written = 0
-            n = 0
-            for frame in frames:
-                frame = np.asarray(frame)
-                if frame.ndim != 3 or frame.shape[2] != 3:
-                    raise ValueError(f"frames must be (H, W, 3) RGB, got shape {frame.shape}")
-                if frame.dtype != np.uint8:
-                    raise ValueError(f"frames must be uint8, got {frame.dtype}")
-                h, w = frame.shape[:2]
-                if h % 2 or w % 2:
-                    frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-                if vstream is None:
-                    vstream = c.add_stream(codec, rate=rate)
-                    vstream.width, vstream.height = frame.shape[1], frame.shape[0]
-                    vstream.pix_fmt = "yuv420p"
-                    if codec == "libx264":
-                        vstream.options = {"crf": str(crf), "preset": preset}
-                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-                vf.pts = n
-                vf.time_base = Fraction(1, 1) / rate
-                for pkt in vstream.encode(vf):
-                    c.mux(pkt)
-                n += 1
-                if astream is not None:  # interleave: audio up to the end of this frame
-                    upto = min(planar.shape[1], int(round(n / rate * sr)))
-                    for af in _audio_frames(astream, planar, sr, a_written, upto):
-                        for pkt in astream.encode(af):
-                            c.mux(pkt)
-                    a_written = max(a_written, upto)
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format=fmt) as c:
+        vstream = None
+        astream = None
+        if planar is not None:
+            astream = _add_audio_stream(c, acodec, sr, planar.shape[0])
+        a_written = 0
+        n = 0
+        for frame in frames:
+            frame = np.asarray(frame)
+            if frame.ndim != 3 or frame.shape[2] != 3:
+                raise ValueError(f"frames must be (H, W, 3) RGB, got shape {frame.shape}")
+            if frame.dtype != np.uint8:
+                raise ValueError(f"frames must be uint8, got {frame.dtype}")
+            h, w = frame.shape[:2]
+            if h % 2 or w % 2:
+                frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
             if vstream is None:
-                raise ValueError(f"{path}: no frames to write")
-            for pkt in vstream.encode(None):
+                vstream = c.add_stream(codec, rate=rate)
+                vstream.width, vstream.height = frame.shape[1], frame.shape[0]
+                vstream.pix_fmt = "yuv420p"
+                if codec == "libx264":
+                    vstream.options = {"crf": str(crf), "preset": preset}
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            vf.pts = n
+            vf.time_base = Fraction(1, 1) / rate
+            for pkt in vstream.encode(vf):
                 c.mux(pkt)
-            if astream is not None:
-                for af in _audio_frames(astream, planar, sr, a_written, planar.shape[1]):
+            n += 1
+            if astream is not None:  # interleave: audio up to the end of this frame
+                upto = min(planar.shape[1], int(round(n / rate * sr)))
+                for af in _audio_frames(astream, planar, sr, a_written, upto):
                     for pkt in astream.encode(af):
                         c.mux(pkt)
-                for pkt in astream.encode(None):
+                a_written = max(a_written, upto)
+        if vstream is None:
+            raise ValueError(f"{path}: no frames to write")
+        for pkt in vstream.encode(None):
+            c.mux(pkt)
+        if astream is not None:
+            for af in _audio_frames(astream, planar, sr, a_written, planar.shape[1]):
+                for pkt in astream.encode(af):
                     c.mux(pkt)
-        _publish(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+            for pkt in astream.encode(None):
+                c.mux(pkt)
     return path
 
 
@@ -477,21 +456,11 @@ def write_audio(path: str | Path, audio: np.ndarray, sr: int = 16000, *, codec: 
         raise ValueError(f"{path}: unsupported audio extension {ext!r}; expected one of {tuple(defaults)}")
     planar = _audio_planar(audio)
     fmt = {".m4a": "mp4", ".ogg": "ogg"}.get(ext, ext[1:])
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=ext, dir=path.parent)
-    os.close(fd)
-    try:
-        with av.open(tmp, mode="w", format=fmt) as c:
-            stream = _add_audio_stream(c, codec or defaults[ext], sr, planar.shape[0])
-            for af in _audio_frames(stream, planar, sr, 0, planar.shape[1]):
-                for pkt in stream.encode(af):
-                    c.mux(pkt)
-            for pkt in stream.encode(None):
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format=fmt) as c:
+        stream = _add_audio_stream(c, codec or defaults[ext], sr, planar.shape[0])
+        for af in _audio_frames(stream, planar, sr, 0, planar.shape[1]):
+            for pkt in stream.encode(af):
                 c.mux(pkt)
-        _publish(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+        for pkt in stream.encode(None):
+            c.mux(pkt)
     return path

@@ -39,13 +39,13 @@ import csv
 import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
+from blemore._io import _unlink_quiet, atomic_path, atomic_write_bytes, atomic_write_text
 from blemore.errors import BlemoreError
 from blemore.labels import clip_id_from_path
 
@@ -100,50 +100,12 @@ class ConfigMismatchError(StoreError):
 
 
 # ----------------------------------------------------------------------------- atomic writes
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        _publish(tmp, path)
-    except BaseException:
-        _unlink_quiet(tmp)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
+# (blemore._io owns them; re-exported here because store users import them from here)
 def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
-    """``np.save`` through a temporary file (hidden ``.tmp-*`` name) and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    """``np.save`` through a hidden ``.tmp-*`` file and ``os.replace`` (see :mod:`blemore._io`)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
             np.save(f, array, allow_pickle=False)
-        _publish(tmp, path)
-    except BaseException:
-        _unlink_quiet(tmp)
-        raise
-
-
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read the process umask once (os.umask can only read by setting)
-
-
-def _publish(tmp: str, path: Path) -> None:
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files
-    os.replace(tmp, path)
-
-
-def _unlink_quiet(p: str | Path) -> None:
-    try:
-        os.unlink(p)
-    except FileNotFoundError:
-        pass
 
 
 # ----------------------------------------------------------------------------- manifest
@@ -559,7 +521,7 @@ def _acquire_lock(root: Path) -> Path:
     lock = root / ".lock"
     for _ in range(2):
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
         except FileExistsError:
             try:
                 pid = int(lock.read_text().strip() or 0)

@@ -21,12 +21,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from blemore._io import atomic_path
 from blemore.labels import EMOTIONS
 
 # -- MediaPipe FaceMesh landmark indices (478-point topology with refined irises) ----------------
@@ -218,16 +218,8 @@ def facemesh_landmarks(image: np.ndarray) -> np.ndarray | None:
 
 
 def _atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.npz", dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
 
 
 def _foreground_matte(img: np.ndarray, lm: np.ndarray) -> np.ndarray:

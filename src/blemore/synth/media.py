@@ -426,7 +426,7 @@ def generate_media_corpus(
     from tqdm.auto import tqdm
 
     from blemore import dataset
-    from blemore.store import atomic_write_text
+    from blemore._io import atomic_write_text
 
     if config is None:
         config = SynthConfig(**overrides)
