@@ -161,3 +161,24 @@ def test_direct_construction_is_validated():
                    (("hap", "sad"), (70.0, 30.0)), (("neu", "sad"), (50, 50)), ((), ())]:
         with pytest.raises(LabelError):
             Label(e, sal)
+
+
+# -- issue 11: hostile clip ids ------------------------------------------------------------
+@pytest.mark.parametrize("cid", ["A\u0661\u0660\u0662_ang_int1_ver1", "A102_ang_int1_ver\u0661",
+                                 "test_\u0661\u0662", "A102_mix_ang_hap_\u0667\u0660_30_ver1", "A102_ang_int1_ver1\n"])
+def test_clip_id_grammar_rejects_non_ascii_digits_and_trailing_newline(cid):
+    with pytest.raises(ClipIdError):
+        parse_clip_id(cid)
+
+
+def test_clip_id_near_misses_get_a_specific_message():
+    with pytest.raises(ClipIdError, match="neutral clips use sit<n>"):
+        parse_clip_id("A1_neu_int1_ver1")
+    with pytest.raises(ClipIdError, match="emotion clips use int<n>"):
+        parse_clip_id("A1_hap_sit2_ver1")
+
+
+def test_huge_version_number_is_a_clip_id_error():
+    with pytest.raises(ClipIdError, match=r"version number has 5000 digits") as e:
+        parse_clip_id("A1_ang_int1_ver" + "9" * 5000)
+    assert len(str(e.value)) < 2000

@@ -65,12 +65,26 @@ GRAMMAR = (
 )
 
 _E = "|".join(BLEND_EMOTIONS)
-_RE_SINGLE = re.compile(rf"^A(?P<actor>\d+)_(?P<emo>{_E})_int(?P<level>[1-4])_ver(?P<ver>\d+)$")
-_RE_NEUTRAL = re.compile(r"^A(?P<actor>\d+)_neu_sit(?P<level>[1-4])_ver(?P<ver>\d+)$")
+# [0-9], not \d: \d also matches Arabic-Indic and other Unicode digits; \Z, not $: $ also
+# matches before a trailing newline.
+_RE_SINGLE = re.compile(rf"^A(?P<actor>[0-9]+)_(?P<emo>{_E})_int(?P<level>[1-4])_ver(?P<ver>[0-9]+)\Z")
+_RE_NEUTRAL = re.compile(r"^A(?P<actor>[0-9]+)_neu_sit(?P<level>[1-4])_ver(?P<ver>[0-9]+)\Z")
 _RE_BLEND = re.compile(
-    rf"^A(?P<actor>\d+)_mix_(?P<e1>{_E})_(?P<e2>{_E})_(?P<s1>\d+)_(?P<s2>\d+)_ver(?P<ver>\d+)$"
+    rf"^A(?P<actor>[0-9]+)_mix_(?P<e1>{_E})_(?P<e2>{_E})_(?P<s1>[0-9]+)_(?P<s2>[0-9]+)_ver(?P<ver>[0-9]+)\Z"
 )
-_RE_TEST = re.compile(r"^test_(?P<num>\d+)$")
+_RE_TEST = re.compile(r"^test_(?P<num>[0-9]+)\Z")
+# near misses that get a specific message
+_RE_NEU_INT = re.compile(r"^A[0-9]+_neu_int[0-9]+_ver[0-9]+\Z")
+_RE_EMO_SIT = re.compile(rf"^A[0-9]+_(?:{_E})_sit[0-9]+_ver[0-9]+\Z")
+_RE_LEVEL = re.compile(rf"^A[0-9]+_(?:(?:{_E})_int|neu_sit)(?P<level>[0-9]+)_ver[0-9]+\Z")
+_MAX_DIGITS = 9
+"""Actor and version numbers longer than this are refused (they are never that long, and
+int() of thousands of digits hits Python's conversion limit)."""
+
+
+def _short(cid: str, n: int = 80) -> str:
+    r = repr(cid)
+    return r if len(r) <= n else f"{r[:n - 20]}...{r[-12:]} ({len(cid)} characters)"
 
 
 class ClipIdError(BlemoreError, ValueError):
@@ -78,7 +92,7 @@ class ClipIdError(BlemoreError, ValueError):
 
     def __init__(self, bad: Sequence[tuple[str, str]]):
         self.bad = list(bad)
-        lines = [f"  {cid!r}: {why}" for cid, why in self.bad[:50]]
+        lines = [f"  {_short(cid)}: {why}" for cid, why in self.bad[:50]]
         if len(self.bad) > 50:
             lines.append(f"  ... and {len(self.bad) - 50} more")
         n = len(self.bad)
@@ -276,8 +290,30 @@ def clip_id_from_path(name: str | PurePath) -> str:
     return base.split(".", 1)[0]
 
 
+def _near_miss(cid: str) -> str:
+    """Why an id that does not match the grammar is wrong, as specifically as we can say."""
+    if not cid:
+        return "is empty"
+    if not cid.isascii():
+        return "contains non-ASCII characters (the grammar uses ASCII letters, digits 0-9 and '_')"
+    if _RE_NEU_INT.match(cid):
+        return "neutral clips use sit<n> (the imagined situation, 1-4), not int<n>"
+    if _RE_EMO_SIT.match(cid):
+        return "emotion clips use int<n> (the intensity, 1-4); sit<n> is for neutral clips"
+    m = _RE_LEVEL.match(cid)
+    if m:
+        return f"intensity/situation {m['level']} is not 1-4"
+    return "does not match the grammar"
+
+
 def _parse_one(raw: str) -> ClipInfo | str:
     cid = clip_id_from_path(raw)
+    m = _RE_SINGLE.match(cid) or _RE_NEUTRAL.match(cid) or _RE_BLEND.match(cid)
+    if m is not None:
+        for part in ("actor", "ver"):
+            if len(m[part]) > _MAX_DIGITS:
+                what = "actor" if part == "actor" else "version"
+                return f"the {what} number has {len(m[part])} digits (at most {_MAX_DIGITS})"
     m = _RE_SINGLE.match(cid)
     if m:
         return ClipInfo(cid, "A" + m["actor"], Label.single(m["emo"]), "single", int(m["level"]), int(m["ver"]))
@@ -297,7 +333,7 @@ def _parse_one(raw: str) -> ClipInfo | str:
     m = _RE_TEST.match(cid)
     if m:
         return ClipInfo(cid, None, None, "test")
-    return "does not match the grammar"
+    return _near_miss(cid)
 
 
 def parse_clip_id(clip_id: str) -> ClipInfo:

@@ -99,7 +99,7 @@ def hub_cache_dir() -> Path:
     return base / "huggingface" / "hub"
 
 
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9_.\-]+\Z")
 
 
 def _looks_like_repo_id(spec: str) -> bool:
@@ -391,7 +391,7 @@ def parse_layers(spec: str | int | None) -> LayerSpec | None:
     s = str(spec).strip().lower()
     if s in ("", "last", "none"):
         return None
-    m = re.fullmatch(r"(\d+)\s*(?:-|:|\.\.)\s*(\d+)", s)
+    m = re.fullmatch(r"([0-9]+)\s*(?:-|:|\.\.)\s*([0-9]+)", s)
     if m:
         a, b = int(m.group(1)), int(m.group(2))
         if a > b:
