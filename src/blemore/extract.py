@@ -14,10 +14,11 @@ unless ``overwrite``. Face extractors with the same frame rate / size / tracker 
 decoding + MediaPipe pass per clip (:func:`blemore.extractors._face.run_face_pass`); in that case
 each one's ``time_s`` in the manifest is the time of the shared pass.
 
-Work runs in ``workers`` processes (default: all cores), each loading its models once; the
-main process does all writing, so a killed run loses at most the clips in flight. If a worker
-process dies (a crash in native code, out of memory), the clips it may have held are recorded
-as ``failed`` and the run goes on with fresh workers. One run per store at a time (a lock file
+Work runs on an engine (:mod:`blemore.engines`): by default ``workers`` local processes
+(default: all cores), or a Ray cluster (``engine="ray"``); each worker loads its models once;
+the main process does all writing, so a killed run loses at most the clips in flight. If a
+worker process dies (a crash in native code, out of memory), the clips it held are retried
+once, one at a time on a fresh worker, then recorded as ``failed``; the run goes on. One run per store at a time (a lock file
 guards each extractor folder).
 """
 from __future__ import annotations
@@ -26,15 +27,16 @@ import dataclasses
 import json
 import os
 import time
+import shutil
+import tempfile
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from blemore.engines import WORKER_DIED, Engine, create_engine
 from blemore.errors import BlemoreError
 from blemore.extractors.base import Extractor, ExtractResult, get_extractor_class
 from blemore.labels import clip_id_from_path
@@ -202,6 +204,51 @@ def _run_clip(path: str, names: Sequence[str]) -> dict[str, ExtractResult]:
     return out
 
 
+@dataclass
+class _ClipJob:
+    """One clip for an engine: its path, the extractors it needs and, for engines whose
+    workers may be on other machines, the file's bytes (``read_error`` when it could not be read)."""
+
+    cid: str
+    path: str
+    need: list[str]
+    data: bytes | None = None
+    read_error: str | None = None
+
+
+def _setup_worker(shared: tuple) -> None:
+    """Engine ``setup``: load the extractors once in this worker (see :func:`_init_worker`)."""
+    _init_worker(*shared)
+
+
+def _clip_task(_state: Any, job: _ClipJob) -> dict[str, ExtractResult]:
+    """Engine ``fn``: run one clip. Shipped bytes are written to a private temporary folder
+    under the clip's own file name (extractors see the same name and content as locally)."""
+    if job.read_error is not None:
+        return {n: _failed(0, job.read_error) for n in job.need}
+    if job.data is None:
+        return _run_clip(job.path, job.need)
+    tmp = tempfile.mkdtemp(prefix="blemore-clip-")
+    try:
+        local = Path(tmp) / Path(job.path).name
+        local.write_bytes(job.data)
+        return _run_clip(str(local), job.need)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _clip_jobs(tasks: Sequence[tuple[str, Path, list[str]]], ship: bool):
+    """Clip jobs, made lazily (with ``ship``, a file is read only when its job is submitted)."""
+    for cid, path, need in tasks:
+        if not ship:
+            yield _ClipJob(cid, str(path), list(need))
+            continue
+        try:
+            yield _ClipJob(cid, str(path), list(need), data=Path(path).read_bytes())
+        except OSError as err:
+            yield _ClipJob(cid, str(path), list(need), read_error=f"cannot read the file: {err}")
+
+
 # ----------------------------------------------------------------------------- summary
 @dataclass
 class ExtractorTally:
@@ -291,6 +338,9 @@ def extract(
     overwrite: bool = False,
     progress: bool = True,
     settings: Mapping[str, Mapping[str, Any]] | None = None,
+    engine: str | Engine | None = None,
+    address: str | None = None,
+    gpus_per_worker: float = 0.0,
 ) -> ExtractionSummary:
     """Extract features of every clip under ``inputs`` into the store ``out``.
 
@@ -301,13 +351,18 @@ def extract(
     extractors' existing features first (needed when their config changed). ``settings``:
     ``{extractor: {config field: value}}`` overrides.
 
+    ``engine``: where clips run (:mod:`blemore.engines`): ``"local"`` (default; ``workers``
+    processes) or ``"ray"`` (``workers`` actors, default one per CPU, or per
+    ``gpus_per_worker`` GPUs, of the cluster at ``address``), or an engine instance (left
+    open). Whatever the engine, this process writes the store; engines other than ``local``
+    get each file's bytes from this process (their workers need no shared file system), at
+    most ``2 * workers`` clips in flight.
+
     Raises before doing any work for unknown extractors or settings, missing inputs,
     duplicate clip ids, an unavailable model (:class:`ExtractorUnavailableError`) or a config
     mismatch (:class:`~blemore.store.ConfigMismatchError`). Per-clip problems never raise:
     they are recorded in the manifests and listed in the returned summary.
     """
-    from tqdm import tqdm
-
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     if isinstance(extractors, str):
@@ -315,8 +370,22 @@ def extract(
     if not extractors:
         raise ExtractError("no extractors selected")
     exs = build_extractors(list(extractors), fps=fps, settings=settings)
-    for e in exs:
-        _check_available(e)
+    eng: Engine | None = None  # a remote engine starts (or fails) before anything is written
+    if engine is not None and engine != "local":
+        eng = create_engine(engine, workers=workers, address=address, gpus_per_worker=gpus_per_worker)
+    try:
+        for e in exs:
+            _check_available(e)
+        return _extract(inputs, out, exs, eng, workers, retry_failed, overwrite, progress)
+    finally:
+        if eng is not None and not isinstance(engine, Engine):
+            eng.close()
+
+
+def _extract(inputs, out, exs: list[Extractor], eng: Engine | None, workers: int | None, retry_failed: bool,
+             overwrite: bool, progress: bool) -> ExtractionSummary:
+    from tqdm import tqdm
+
     clips = find_media(inputs)
     store = Path(out)
     store.mkdir(parents=True, exist_ok=True)
@@ -344,11 +413,17 @@ def extract(
         if need:
             tasks.append((cid, path, need))
 
-    if not workers and any(_on_accelerator(e) for e in exs):
-        workers = 1  # one model copy per GPU: worker processes would each load their own
-    n_workers = max(1, int(workers) if workers else (os.cpu_count() or 1))
-    n_workers = min(n_workers, max(1, len(tasks)))
     specs = [_spec(e) for e in exs]
+    if eng is None:
+        if not workers and any(_on_accelerator(e) for e in exs):
+            workers = 1  # one model copy per GPU: worker processes would each load their own
+        n_workers = max(1, int(workers) if workers else (os.cpu_count() or 1))
+        n_workers = min(n_workers, max(1, len(tasks)))
+        eng = create_engine("local", workers=n_workers)
+        # inline: this process's threads as they are; a pool: the cores shared out
+        shared: tuple = (specs, None if eng.inline else max(1, (os.cpu_count() or 1) // n_workers))
+    else:
+        shared = (specs, max(1, int(eng.cpus_per_worker)))
     failures: list[tuple[str, str, str]] = []
     t0 = time.perf_counter()
     bar = tqdm(total=len(tasks), unit="clip", desc="extract", disable=not progress, dynamic_ncols=True)
@@ -371,14 +446,17 @@ def extract(
             bar.set_postfix(failed=len(failures), refresh=False)
 
     try:
-        if not tasks:
-            pass
-        elif n_workers == 1 or len(tasks) == 1:
-            _init_worker(specs)
-            for cid, path, need in tasks:
-                record(cid, path, _run_clip(str(path), need))
-        else:
-            _run_pool(tasks, specs, n_workers, record)
+        if tasks:
+            jobs = _clip_jobs(tasks, ship=eng.name != "local")
+            for o in eng.map(_clip_task, jobs, shared=shared, setup=_setup_worker, retries=1):
+                if o.ok:
+                    results = o.value
+                elif o.error.startswith(WORKER_DIED):
+                    results = {n: _failed(0, "the worker process died while extracting this clip "
+                                             f"{o.error[len(WORKER_DIED):].strip()}") for n in o.item.need}
+                else:
+                    results = {n: _failed(0, o.error) for n in o.item.need}
+                record(o.item.cid, Path(o.item.path), results)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -386,44 +464,6 @@ def extract(
         for w in writers.values():
             w.close()
     return ExtractionSummary(store, len(clips), len(tasks), time.perf_counter() - t0, tallies, failures, interrupted)
-
-
-def _run_pool(tasks, specs, n_workers: int, record) -> None:
-    """Feed tasks to a process pool, at most ``2 * n_workers`` in flight; survive dead workers."""
-    import multiprocessing as mp
-
-    threads = max(1, (os.cpu_count() or 1) // n_workers)
-    pending = list(reversed(tasks))
-    while pending:
-        pool = ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(specs, threads))
-        inflight: dict[Future, tuple[str, Path, list[str]]] = {}
-        broken = False
-        try:
-            while pending or inflight:
-                while pending and len(inflight) < 2 * n_workers and not broken:
-                    task = pending.pop()
-                    inflight[pool.submit(_run_clip, str(task[1]), task[2])] = task
-                if not inflight:
-                    break
-                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    cid, path, need = inflight.pop(fut)
-                    try:
-                        results = fut.result()
-                    except BrokenProcessPool:
-                        broken = True
-                        results = {n: _failed(0, "the worker process died while extracting this clip "
-                                                 "(crash or out of memory)") for n in need}
-                    except Exception as err:
-                        results = {n: _failed(0, f"{err.__class__.__name__}: {err}") for n in need}
-                    record(cid, path, results)
-                if broken and not inflight:
-                    break
-        finally:
-            pool.shutdown(wait=not broken, cancel_futures=True)
-        if not broken:
-            break
 
 
 def summary_json(summary: ExtractionSummary) -> str:

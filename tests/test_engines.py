@@ -1,0 +1,84 @@
+"""Execution engines: the registry, the local engine (inline and a process pool that survives a
+dead worker) against a plain loop, and the clear message when Ray is missing.
+
+The Ray engine on a real (private, loopback-only) cluster: tests/test_engines_ray.py.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from blemore.engines import ENGINES, WORKER_DIED, EngineError, create_engine, list_engines
+from blemore.engines.local import LocalEngine
+
+
+def _square_plus(state, x):
+    if x == "boom":
+        raise ValueError("bad item 'boom'")
+    return state + x * x
+
+
+def _setup_pid(shared):
+    return (shared, os.getpid())
+
+
+def _with_pid(state, x):
+    shared, pid = state
+    if x == 13 and not os.path.exists(shared):  # dies the first time only (a flaky crash)
+        open(shared, "w").close()
+        os._exit(1)
+    if x == 99:  # dies every time
+        os._exit(1)
+    return x * 2, pid
+
+
+def test_registry_lists_both_engines():
+    assert {"local", "ray"} <= set(list_engines())
+    assert ENGINES.get("local") is LocalEngine
+    with pytest.raises(EngineError, match="unknown engine 'spark'.*local.*ray"):
+        create_engine("spark")
+    with pytest.raises(EngineError, match="workers must be at least 1"):
+        create_engine("local", workers=0)
+    e = LocalEngine(workers=2)
+    assert create_engine(e) is e
+
+
+def test_inline_matches_a_loop_and_reports_errors():
+    items = [3, 1, "boom", 2]
+    with create_engine("local", workers=1) as eng:
+        assert eng.inline
+        outs = list(eng.map(_square_plus, items, shared=10))
+    assert [o.index for o in outs] == [0, 1, 2, 3]
+    assert [o.value for o in outs if o.ok] == [19, 11, 14]
+    bad = [o for o in outs if not o.ok]
+    assert len(bad) == 1 and bad[0].item == "boom" and bad[0].error == "ValueError: bad item 'boom'"
+
+
+def test_pool_runs_setup_once_per_worker_and_survives_dead_workers(tmp_path):
+    flag = str(tmp_path / "died-once")
+    items = list(range(12)) + [13, 99]
+    with create_engine("local", workers=2) as eng:
+        outs = list(eng.map(_with_pid, items, shared=flag, setup=_setup_pid, in_flight=4, retries=1))
+    assert sorted(o.index for o in outs) == list(range(len(items)))  # one outcome per item, none lost
+    by_item = {o.item: o for o in outs}
+    for x in list(range(12)) + [13]:  # 13 died once, then ran on a fresh worker
+        assert by_item[x].ok, by_item[x].error
+        assert by_item[x].value[0] == 2 * x
+    assert by_item[13].attempts == 2
+    assert not by_item[99].ok and by_item[99].error.startswith(WORKER_DIED) and by_item[99].attempts == 2
+    assert os.getpid() not in {o.value[1] for o in outs if o.ok}
+
+
+def test_missing_ray_names_the_install_command(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    with pytest.raises(EngineError, match=r"pip install 'blemore\[distributed\]'"):
+        create_engine("ray")
+    from blemore.extract import extract
+
+    clip = tmp_path / "A1_ang_int1_ver1.wav"
+    clip.write_bytes(b"")
+    with pytest.raises(EngineError, match=r"blemore\[distributed\]"):
+        extract([clip], tmp_path / "S", ["egemaps"], engine="ray", progress=False)
+    assert not (tmp_path / "S").exists()  # stopped before anything was written
