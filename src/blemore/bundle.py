@@ -5,11 +5,14 @@ Layout of ``MODEL_DIR``::
     bundle.json     format and versions, label order, head name and options, fusion, pooling,
                     feature sources (name, dimension, extractor config), transforms, decoder
                     parameters (alpha, beta), training length and settings, CV summary
-    part0.pt        head weights and fitted transforms (e.g. the scaler) of fusion group 0
-    part1.pt        ... one per fusion group (late fusion)
+    part0.safetensors   head weights and fitted transforms (e.g. the scaler) of fusion group 0
+    part1.safetensors   ... one per fusion group (late fusion)
 
-``*.pt`` files hold only tensors and plain values and are read with
-``torch.load(weights_only=True)``.
+Weights are safetensors with the structure around the arrays as JSON
+(:mod:`blemore.weights`): loading a bundle never executes code from it. ``bundle.json``
+records each weights file's SHA-256 (``files``); a file that differs (tampered or corrupted) is
+refused, naming it. Bundles of format version 1 (``part0.pt``, written before 0.3) are still
+read, with ``torch.load(weights_only=True)`` (tensors and plain values only, no pickled code).
 
 Use::
 
@@ -40,11 +43,12 @@ from blemore.fusion import Fusion, create_fusion
 from blemore.heads.base import Head, create_head
 from blemore.labels import EMOTIONS, INVALID, TARGETS
 from blemore.pooling import Pooling, pool_stats, windows
+from blemore.weights import WeightsError, load_state, save_state, sha256_file
 
 __all__ = ["ModelBundle", "BundlePart", "Predictions", "BundleError", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "blemore-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class BundleError(BlemoreError, ValueError):
@@ -183,7 +187,7 @@ class ModelBundle:
             "labels": list(EMOTIONS), "head": {"name": self.head, "options": self.head_options},
             "fusion": self.fusion.as_dict(), "fusion_weights": self.fusion_weights,
             "pooling": self.pooling.as_dict(), "sources": self.sources,
-            "parts": [{"file": f"part{i}.pt", "sources": list(p.sources), "transforms": p.chain.specs()}
+            "parts": [{"file": f"part{i}.safetensors", "sources": list(p.sources), "transforms": p.chain.specs()}
                       for i, p in enumerate(self.parts)],
             "decoder": {"params": self.params, "alphas": self.alphas, "betas": self.betas,
                         "score_weights": list(self.score_weights)},
@@ -192,20 +196,38 @@ class ModelBundle:
 
     def save(self, model_dir: str | os.PathLike) -> Path:
         """Write the bundle folder atomically (a temporary folder renamed into place)."""
-        import torch
-
         dest = Path(model_dir)
         with atomic_folder(dest) as tmp:
-            for i, p in enumerate(self.parts):
-                torch.save({"head": _to_saveable(p.head.state_dict()),
-                            "transforms": _to_saveable(p.chain.state_dict())}, tmp / f"part{i}.pt")
-            (tmp / "bundle.json").write_text(json.dumps(self.manifest(), indent=2, default=str) + "\n")
+            manifest = self.manifest()
+            for i, (p, pm) in enumerate(zip(self.parts, manifest["parts"])):
+                save_state(tmp / pm["file"], {"head": p.head.state_dict(), "transforms": p.chain.state_dict()})
+            manifest["files"] = {pm["file"]: {"sha256": sha256_file(tmp / pm["file"])} for pm in manifest["parts"]}
+            (tmp / "bundle.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
         return dest
+
+    @staticmethod
+    def _check_files(root: Path, m: Mapping[str, Any]) -> None:
+        """Every weights file named by the parts exists, is listed in ``files`` (format 2) and
+        has the SHA-256 recorded there; lists every problem at once."""
+        files = m.get("files") or {}
+        problems = []
+        for pm in m.get("parts", []):
+            name = str(pm.get("file", ""))
+            f = root / name
+            if Path(name).name != name or not name:
+                problems.append(f"{name!r}: a weights file must be a plain file name inside the bundle folder")
+            elif not f.is_file():
+                problems.append(f"{name}: missing")
+            elif int(m.get("format_version", 1)) >= 2 and name not in files:
+                problems.append(f"{name}: no SHA-256 recorded in bundle.json")
+            elif name in files and sha256_file(f) != files[name].get("sha256"):
+                problems.append(f"{name}: SHA-256 {sha256_file(f)[:12]}... differs from the {str(files[name].get('sha256'))[:12]}... "
+                                "recorded in bundle.json (tampered or corrupted)")
+        if problems:
+            raise BundleError(f"{root}: refusing to load the model bundle:\n  " + "\n  ".join(problems))
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike) -> "ModelBundle":
-        import torch
-
         root = Path(model_dir)
         mf = root / "bundle.json"
         if not mf.exists():
@@ -218,13 +240,22 @@ class ModelBundle:
                               f"({FORMAT_VERSION}); upgrade blemore")
         if list(m.get("labels", [])) != list(EMOTIONS):
             raise BundleError(f"{mf}: label order {m.get('labels')} differs from {list(EMOTIONS)}")
+        cls._check_files(root, m)
         fus = dict(m["fusion"])
         fusion = create_fusion(fus.pop("kind"), **fus)
         pool = m["pooling"]
         pooling = Pooling(kind=pool["kind"], stats=tuple(pool["stats"]), window=pool["window"], stride=pool["stride"])
         parts = []
         for pm in m["parts"]:
-            state = torch.load(root / pm["file"], weights_only=True)
+            if str(pm["file"]).endswith(".safetensors"):
+                try:
+                    state = load_state(root / pm["file"])
+                except WeightsError as e:
+                    raise BundleError(str(e)) from None
+            else:  # format version 1: tensors and plain values only, no code
+                import torch
+
+                state = torch.load(root / pm["file"], weights_only=True)
             chain = TransformChain(pm["transforms"])
             chain.load_state_dict(_from_saved(state["transforms"]))
             head = create_head(m["head"]["name"], **m["head"]["options"])

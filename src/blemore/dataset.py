@@ -50,6 +50,7 @@ from blemore.labels import (
     parse_clip_id,
     parse_clip_ids,
 )
+from blemore.media import MEDIA_EXTENSIONS  # one list; its order is the preference when a clip has several
 
 CLIP_COLUMNS: tuple[str, ...] = ("clip_id", "actor", "split", "fold", "label", "target", "is_blend", "path")
 """The columns every clip table has, in order (see the module docstring)."""
@@ -58,9 +59,6 @@ OPTIONAL_COLUMNS: tuple[str, ...] = ("gender",)
 """Columns a clip table has when the source provides them."""
 
 SPLITS: tuple[str, ...] = ("train", "test")
-
-MEDIA_EXTENSIONS: tuple[str, ...] = (".mov", ".mp4", ".avi", ".mkv", ".flv", ".webm", ".wav", ".mp3", ".flac")
-"""Media files :func:`index_folder` picks up, in order of preference when one clip has several."""
 
 METADATA_COLUMNS: tuple[str, ...] = (
     "filename", "video_id", "gender", "mix", "emotion_1", "version", "intensity_level",

@@ -31,6 +31,8 @@ decoder (:mod:`blemore.heads.base`).
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import sys
 import time
@@ -63,7 +65,7 @@ from blemore.pooling import Pooling
 
 __all__ = [
     "run_experiment", "train_model", "Experiment", "RunResult", "Selection", "Part", "Job",
-    "trivial_targets", "set_threads", "ExperimentError", "submission_dict",
+    "trivial_targets", "set_threads", "torch_threads", "resolve_threads", "ExperimentError", "submission_dict",
 ]
 
 
@@ -71,19 +73,51 @@ class ExperimentError(BlemoreError, ValueError):
     """Inputs that cannot make an experiment (no clips, one fold, unlabelled training clips)."""
 
 
-def set_threads(n: int | None = None) -> int:
-    """Set torch's intra-op threads (default: the CPUs this process may use) and return it."""
-    import torch
-
+def resolve_threads(n: int | None = None) -> int:
+    """``n``, or the CPUs this process may use when ``n`` is None (at least 1)."""
     if n is None:
         try:
             n = len(os.sched_getaffinity(0))
         except AttributeError:  # not on Linux
             n = os.cpu_count() or 1
-    n = max(1, int(n))
+    return max(1, int(n))
+
+
+def set_threads(n: int | None = None) -> int:
+    """Set torch's intra-op threads for the whole process (default: the CPUs this process may
+    use) and return the count. Library code uses :func:`torch_threads` instead."""
+    import torch
+
+    n = resolve_threads(n)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None = None):
+    """Run the block with torch's intra-op threads set to ``n`` and put the caller's count back
+    afterwards (no process-wide side effect)."""
+    import torch
+
+    before = torch.get_num_threads()
+    n = resolve_threads(n)
+    if n != before:
+        torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def _in_threads(method):
+    """Run an :class:`Experiment` method under ``torch_threads(self.threads)``."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with torch_threads(self.threads):
+            return method(self, *args, **kwargs)
+    return wrapper
 
 
 # ----------------------------------------------------------------------------- data types
@@ -200,7 +234,7 @@ class Experiment:
         self.spec: TrainSpec = cfg.train_spec()
         self.pooling = Pooling(kind=cfg.pooling, window=cfg.window, stride=cfg.stride)
         self.fusion: Fusion = create_fusion(cfg.fusion, **cfg.fusion_options)
-        self.threads = set_threads(cfg.threads)
+        self.threads = resolve_threads(cfg.threads)  # set around the work only (see _in_threads)
         self._prepare(table, test_table, features)
         probe = create_head(cfg.head, **cfg.head_options)
         w = tuple(cfg.score_weights)
@@ -279,6 +313,7 @@ class Experiment:
         rows_clip = pos if owner is None else pos[owner]
         return X, owner, rows_clip
 
+    @_in_threads
     def train_job(self, exclude: frozenset, evals: Mapping[str, np.ndarray], spec: TrainSpec | None = None,
                   train_pos: np.ndarray | None = None) -> Job:
         """Train one head per fusion group on the training clips outside folds ``exclude``
@@ -323,6 +358,7 @@ class Experiment:
         return self.jobs[exclude]
 
     # -- selection ----------------------------------------------------------------------
+    @_in_threads
     def select(self, outputs: Sequence[np.ndarray], true_target: np.ndarray, epochs: Sequence[int]) -> Selection:
         """Choose epoch, fusion weights and decoder parameters on labelled outputs
         (one (E, n, K) array per fusion group); the first best epoch wins."""
@@ -341,6 +377,7 @@ class Experiment:
         return Selection(int(epochs[e]), None if w is None else [float(x) for x in w], dict(fit.params),
                          fit.acc_presence, fit.acc_salience, fit.score, curve)
 
+    @_in_threads
     def apply(self, outputs: Sequence[np.ndarray], epochs: Sequence[int], sel: Selection):
         """Combined outputs at the selected epoch and their ``(mask, target)`` codes."""
         i = list(epochs).index(sel.epoch)

@@ -42,6 +42,7 @@ from blemore.extractors.base import Extractor, ExtractResult, get_extractor_clas
 from blemore.labels import clip_id_from_path
 from blemore.media import MEDIA_EXTENSIONS
 from blemore.store import ManifestRow, StoreWriter
+from blemore.validate import coerce_settings
 
 __all__ = [
     "DEFAULT_EXTRACTORS",
@@ -115,6 +116,8 @@ def build_extractors(names: Sequence[str], fps: float | None = None,
             raise ExtractError(f"{name}: unknown setting(s) {sorted(bad)}; known: {sorted(field_names)}")
         if fps is not None and "fps" in field_names:
             over.setdefault("fps", float(fps))
+        # typed: face-mesh.landmarks=maybe is an error, "false" is False, "3" for an int is 3
+        over = coerce_settings(cls.config_class, over, owner=name)
         out.append(cls(**over))
     return out
 

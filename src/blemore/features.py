@@ -15,6 +15,7 @@ training statistics); a transductive per-actor normalisation can be registered t
 """
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,9 @@ def open_features(src: Any):
 
 
 # ----------------------------------------------------------------------------- pooling cache
-_CACHE: dict[tuple, dict[str, np.ndarray]] = {}
+# (source folder, pooling) -> {clip_id: (file stamp, pooled rows)}; an entry is used only while
+# the clip's feature file has the same (path, inode, mtime_ns, size), so rewriting it re-pools it
+_CACHE: dict[tuple, dict[str, tuple[tuple | None, np.ndarray]]] = {}
 
 
 def clear_cache() -> None:
@@ -67,15 +70,27 @@ def _source_key(source) -> str:
     return str(Path(root).resolve()) if root is not None else f"id:{id(source)}"
 
 
+def _file_stamp(source, clip_id: str) -> tuple | None:
+    """``(path, inode, mtime_ns, size)`` of the clip's feature file; None for in-memory sources."""
+    try:
+        p = source.path(clip_id)
+        st = os.stat(p)
+    except (AttributeError, KeyError, OSError, TypeError):
+        return None
+    return (str(p), st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 def pool_source(source, clip_ids: Iterable[str], pooling: Pooling, progress: bool = False,
                 cache: bool = True) -> dict[str, np.ndarray]:
     """``{clip_id: (rows, F) float32}`` for the clips of ``clip_ids`` that ``source`` has
-    (pooled once per process and source/pooling when ``cache``)."""
+    (pooled once per process and source/pooling when ``cache``, and again whenever a clip's
+    feature file changed: the cache is keyed on each file's path, mtime and size)."""
     have = set(source.clip_ids)
     wanted = [c for c in clip_ids if c in have]
     key = (_source_key(source), pooling.key())
     store = _CACHE.setdefault(key, {}) if cache else {}
-    todo = [c for c in wanted if c not in store]
+    stamps = {c: _file_stamp(source, c) for c in wanted}
+    todo = [c for c in wanted if c not in store or store[c][0] != stamps[c] or stamps[c] is None]
     if todo:
         it: Iterable[str] = todo
         if progress:
@@ -89,8 +104,8 @@ def pool_source(source, clip_ids: Iterable[str], pooling: Pooling, progress: boo
                 dim = rows.shape[1]
             elif rows.shape[1] != dim:
                 raise FeatureError(f"{source.name}: clip {cid!r} gives {rows.shape[1]} features, others {dim}")
-            store[cid] = rows
-    return {c: store[c] for c in wanted}
+            store[cid] = (stamps[cid], rows)
+    return {c: store[c][1] for c in wanted}
 
 
 # ----------------------------------------------------------------------------- feature set

@@ -67,6 +67,7 @@ __all__ = [
 ]
 
 STATUSES = ("ok", "failed", "no-face", "no-audio", "no-video")
+"""Every status a clip can have in ``manifest.csv`` (extractors report one of these)."""
 
 CONFIG_FILE = "config.json"
 MANIFEST_FILE = "manifest.csv"

@@ -21,11 +21,7 @@ def _parse_settings(items: tuple[str, ...]) -> dict[str, dict]:
         if not sep or not dot or not name or not field:
             raise click.BadParameter(f"{item!r}: expected EXTRACTOR.SETTING=VALUE, e.g. egemaps.functionals=true",
                                      param_hint="--set")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        out.setdefault(name, {})[field] = value
+        out.setdefault(name, {})[field] = raw
     return out
 
 

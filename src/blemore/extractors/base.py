@@ -27,8 +27,7 @@ import numpy as np
 
 from blemore.errors import BlemoreError, RegistryError
 from blemore.registry import Registry
-
-STATUSES = ("ok", "failed", "no-face", "no-audio", "no-video")
+from blemore.store import STATUSES  # one list of clip statuses, owned by the store
 
 
 class ExtractorUnavailableError(BlemoreError, RuntimeError):

@@ -1,0 +1,133 @@
+"""Input validation shared by the readers: typed settings and feature arrays.
+
+**Typed settings** (:func:`coerce_settings`). Settings given as text (``--set
+face-mesh.landmarks=false``) or as Python values are checked against the *declared types* of a
+config dataclass's fields and converted: ``bool`` takes ``true/false/yes/no/on/off/1/0``
+(any case) or a real bool, never ``"maybe"``; ``int`` takes integers or ASCII-digit text (not
+bools, not ``2.5``); ``float`` takes finite numbers; ``X | None`` also takes
+``none``/``null``/an empty string; ``str`` takes text. Every bad setting is listed in one
+:class:`SettingsError` naming the owner (e.g. the extractor) and the field.
+
+**Feature arrays** (:func:`array_problem`, :func:`nonfinite_rows`). What makes a loaded
+feature array unusable (not numeric, object dtype, not 1-D/2-D, zero frames, zero columns)
+and which rows are all NaN/inf, so that readers and predictors name the clip instead of
+failing later or predicting garbage silently.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from typing import Any, Mapping
+
+import numpy as np
+
+from blemore.errors import BlemoreError
+
+__all__ = ["SettingsError", "coerce_settings", "coerce_value", "array_problem", "nonfinite_rows"]
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+_NONE = {"none", "null", ""}
+
+
+class SettingsError(BlemoreError, ValueError):
+    """One or more settings whose value does not fit the declared type (lists them all)."""
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return (rest[0] if len(rest) == 1 else typing.Union[tuple(rest)]), True
+    return tp, False
+
+
+def coerce_value(tp: Any, value: Any) -> Any:
+    """``value`` converted to the type ``tp`` (bool, int, float, str, or ``X | None``);
+    ``ValueError`` with a short reason when it does not fit."""
+    base, optional = _unwrap_optional(tp)
+    if optional and (value is None or (isinstance(value, str) and value.strip().lower() in _NONE)):
+        return None
+    text = value.strip() if isinstance(value, str) else None
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        if text is not None and text.lower() in _TRUE | _FALSE:
+            return text.lower() in _TRUE
+        raise ValueError("expected true or false (also yes/no, on/off, 1/0)")
+    if base is int:
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            return int(value)
+        if text is not None and text.lstrip("+-").isascii() and text.lstrip("+-").isdigit() and len(text) <= 18:
+            return int(text)
+        raise ValueError("expected a whole number")
+    if base is float:
+        if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+            v = float(value)
+        elif text is not None and text.isascii() and 0 < len(text) <= 64:
+            try:
+                v = float(text)
+            except ValueError:
+                raise ValueError("expected a number") from None
+        else:
+            raise ValueError("expected a number")
+        if not math.isfinite(v):
+            raise ValueError("expected a finite number")
+        return v
+    if base is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError("expected text")
+    return value  # a type this layer does not know: left to the dataclass
+
+
+def coerce_settings(cls: type, settings: Mapping[str, Any], owner: str = "") -> dict[str, Any]:
+    """Check and convert ``settings`` against the fields of the dataclass ``cls``. Unknown
+    fields and values that do not fit are listed in one :class:`SettingsError`."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    where = f"{owner}." if owner else ""
+    out: dict[str, Any] = {}
+    problems: list[str] = []
+    for k, v in settings.items():
+        if k not in fields:
+            problems.append(f"{where}{k}: unknown setting; known: {', '.join(sorted(fields))}")
+            continue
+        try:
+            out[k] = coerce_value(hints.get(k, Any), v)
+        except ValueError as e:
+            tp = hints.get(k)
+            tname = getattr(tp, "__name__", None) or str(tp)
+            problems.append(f"{where}{k}={str(v)[:60]!r}: {e} ({tname})")
+    if problems:
+        raise SettingsError("invalid setting(s):\n  " + "\n  ".join(problems))
+    return out
+
+
+# -- feature arrays --------------------------------------------------------------------------
+def array_problem(arr: Any) -> str | None:
+    """Why a loaded feature array cannot be used as ``(frames, dims)`` features (None if it can).
+    1-D arrays are one frame of features."""
+    if not isinstance(arr, np.ndarray):
+        return f"not an array (got {type(arr).__name__})"
+    if arr.dtype == object:
+        return "an object array (features must be numbers)"
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.issubdtype(arr.dtype, np.complexfloating):
+        return f"dtype {arr.dtype} is not a real number type"
+    if arr.ndim not in (1, 2):
+        return f"{arr.ndim}-D array of shape {arr.shape}; expected (frames, features) or (features,)"
+    if arr.ndim == 2 and arr.shape[0] == 0:
+        return f"zero frames (shape {arr.shape})"
+    if arr.shape[-1] == 0:
+        return f"zero features (shape {arr.shape})"
+    return None
+
+
+def nonfinite_rows(X: np.ndarray) -> np.ndarray:
+    """Indices of rows of a 2-D array whose values are all NaN or infinite."""
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(~np.isfinite(X).any(axis=1))
