@@ -13,7 +13,9 @@ import click
 
 
 def _parse_settings(items: tuple[str, ...]) -> dict[str, dict]:
-    """``("egemaps.functionals=true", ...)`` -> ``{"egemaps": {"functionals": True}}`` (values as JSON)."""
+    """``("egemaps.functionals=true", ...)`` -> ``{"egemaps": {"functionals": "true"}}``: values stay text;
+    :func:`blemore.extract.build_extractors` converts them to the config fields' types (and refuses
+    ``landmarks=maybe``)."""
     out: dict[str, dict] = {}
     for item in items:
         key, sep, raw = item.partition("=")
