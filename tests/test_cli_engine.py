@@ -90,7 +90,7 @@ def test_synth_features_command_and_errors(tmp_path):
     r = CliRunner().invoke(cli, ["synth", "features", str(tmp_path / "t"), "--frames", "x"])
     assert r.exit_code != 0 and "MIN,MAX" in r.output
     r = CliRunner().invoke(cli, ["predict", str(tmp_path), str(tmp_path)])
-    assert r.exit_code == 1 and "not a blemore model" in r.output
+    assert r.exit_code == 2 and "not a blemore model" in r.output
 
 
 def test_predict_media_needs_extractor_configs(corpus, tmp_path):
@@ -108,5 +108,5 @@ def test_predict_media_needs_extractor_configs(corpus, tmp_path):
     clip = tmp_path / "A100_ang_int1_ver1.mov"
     clip.write_bytes(b"not really a video")
     r = CliRunner().invoke(cli, ["predict", str(model), str(clip)])
-    assert r.exit_code == 1 and "no extractor config" in r.output
+    assert r.exit_code == 2 and "no extractor config" in r.output
     assert np.load(next(plain.glob("*.npy"))).ndim == 2

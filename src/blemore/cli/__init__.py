@@ -1,7 +1,12 @@
 """The ``blemore`` command line: a thin layer over the library.
 
-Each area of the pipeline owns one module here and registers its commands on the main group
-through ``register(group)``; add the module's name to ``_AREAS`` to add commands.
+Commands live in modules named by what they do: :mod:`~blemore.cli.challenge` (score, decode,
+calibrate, submit), :mod:`~blemore.cli.features` (extract, extractors, features,
+import-features), :mod:`~blemore.cli.models` (benchmark, train, predict, report) and
+:mod:`~blemore.cli.synth` (the ``synth`` group, demo). **To add commands**, add a module
+``blemore/cli/<name>.py`` (no leading underscore) with a function ``register(group)`` that calls
+``group.add_command(...)``: every such module of this package is found and registered, in name
+order; nothing else needs editing. A command name registered twice is an error (at import).
 
 Errors (one adapter for every command, :class:`BlemoreGroup`):
 
@@ -16,15 +21,14 @@ Errors (one adapter for every command, :class:`BlemoreGroup`):
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 import click
 
 from blemore import __version__
 from blemore.cli._errors import BlemoreGroup, UserError, format_error
 
-__all__ = ["cli", "main", "BlemoreGroup", "UserError", "format_error"]
-
-_AREAS = ("foundation", "extract", "engine", "synth", "view")
+__all__ = ["cli", "main", "command_modules", "BlemoreGroup", "UserError", "format_error"]
 
 
 @click.group(cls=BlemoreGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,8 +39,13 @@ def cli(debug: bool) -> None:
     """blemore: blended emotion recognition with relative salience (BLEMORE benchmark)."""
 
 
-for _area in _AREAS:
-    importlib.import_module(f"blemore.cli.{_area}").register(cli)
+def command_modules() -> list[str]:
+    """The modules of this package that register commands: every public module, in name order."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+
+
+for _name in command_modules():
+    importlib.import_module(f"{__name__}.{_name}").register(cli)
 
 
 def main() -> None:  # console-script entry point

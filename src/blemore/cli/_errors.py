@@ -59,7 +59,16 @@ class UserError(click.ClickException):
 
 
 class BlemoreGroup(click.Group):
-    """A click group whose commands' :class:`BlemoreError` and path errors become :class:`UserError`."""
+    """A click group whose commands' :class:`BlemoreError` and path errors become :class:`UserError`
+    and which refuses to register a command name twice."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        """Register ``cmd``; a name that is already taken is refused (two modules, one name)."""
+        name = name or cmd.name
+        if name in self.commands:
+            raise RuntimeError(f"the command {name!r} is registered twice ({self.commands[name].callback} and "
+                               f"{cmd.callback})")
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

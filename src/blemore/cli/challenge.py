@@ -1,9 +1,9 @@
-"""CLI commands of the foundation area: ``score``, ``decode``, ``calibrate``, ``submit``.
+"""CLI commands for the challenge's files: ``score``, ``decode``, ``calibrate``, ``submit``.
 
 Each command is a thin layer over :mod:`blemore.metrics`, :mod:`blemore.decode`,
 :mod:`blemore.dataset` and :mod:`blemore.submission`: read the inputs, call one library
-function, print a human-readable summary (or one JSON object with ``--json``). Library
-errors become click errors (``Error: ...``, exit status 1), never tracebacks.
+function, print a human-readable summary (or one JSON object with ``--json``). Errors go
+through the CLI's one adapter (:mod:`blemore.cli._errors`), never tracebacks.
 """
 from __future__ import annotations
 
@@ -250,6 +250,6 @@ def submit_cmd(predictions: str, output: str, template: str | None) -> None:
 
 
 def register(group: click.Group) -> None:
-    """Attach this area's commands to the main group."""
+    """Attach this module's commands to the main group."""
     for cmd in (score_cmd, decode_cmd, calibrate_cmd, submit_cmd):
         group.add_command(cmd)

@@ -1,7 +1,8 @@
-"""CLI commands of the extract area: ``extract``, ``extractors``, ``features``, ``import-features``.
+"""CLI commands for features: ``extract``, ``extractors``, ``features``, ``import-features``.
 
 Thin wrappers over :func:`blemore.extract.extract`, the extractor registry,
-:mod:`blemore.store` and :func:`blemore.store.import_features`.
+:mod:`blemore.store` and :func:`blemore.store.import_features`. Errors go through the CLI's
+one adapter (:mod:`blemore.cli._errors`).
 """
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ def inventory(store: str | Path) -> dict:
 
 
 def register(group: click.Group) -> None:
-    """Attach this area's commands to the main group."""
+    """Attach this module's commands to the main group."""
 
     @group.command("extract")
     @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))

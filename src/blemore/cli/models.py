@@ -1,22 +1,26 @@
-"""CLI commands of the engine area: ``benchmark``, ``train``, ``predict``, ``report``, and
-``synth features``.
+"""CLI commands that make and use models: ``benchmark``, ``train``, ``predict``, ``report``.
 
-Thin layer over :mod:`blemore.experiment`, :mod:`blemore.bundle`, :mod:`blemore.report` and
-:mod:`blemore.synth.features`: read options, call one library function, print a table
-(or JSON with ``--json``). Progress bars go to stderr so that ``--json`` output stays clean.
-Library errors become click errors (``Error: ...``, exit status 1).
+Thin layer over :mod:`blemore.experiment`, :mod:`blemore.ablation`, :mod:`blemore.bundle` and
+:mod:`blemore.report`: read options, call one library function, print a table (or JSON with
+``--json``). Progress bars go to stderr so that ``--json`` output stays clean. Errors go through
+the CLI's one adapter (:mod:`blemore.cli._errors`).
+
+The options that set an :class:`~blemore.config.ExperimentConfig` field are declared once, in
+:data:`CONFIG_OPTIONS` (click parameter -> config field, ``train.<TrainSpec field>`` or
+``fusion_options.mode``); :func:`config_kwargs` turns what click collected into config keyword
+arguments and refuses a parameter that names no field.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import click
 
 from blemore.cli._errors import UserError
-
 
 
 def _show_warnings() -> None:
@@ -24,19 +28,6 @@ def _show_warnings() -> None:
         click.echo(f"warning: {message}", err=True)
 
     warnings.showwarning = show
-
-
-def _train_overrides(epochs, lr, batch_size, weight_decay) -> dict:
-    out = {}
-    if epochs is not None:
-        out["epochs"] = epochs
-    if lr is not None:
-        out["lr"] = lr
-    if batch_size is not None:
-        out["batch_size"] = batch_size
-    if weight_decay is not None:
-        out["weight_decay"] = weight_decay
-    return out
 
 
 def _fusion_names(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -50,7 +41,6 @@ def _fusion_names(ctx: click.Context, param: click.Parameter, value: str | None)
     if not names or bad:
         raise click.BadParameter(f"{value!r}: expected one of {', '.join(list_fusions())} (or a comma list for benchmark)")
     return ",".join(dict.fromkeys(names))
-
 
 def _actor_norm_options(fn: Callable) -> Callable:
     """``--actor-norm`` and ``--identity-groups`` (per-actor normalisation, blemore.normalise)."""
@@ -78,79 +68,124 @@ def _groups_value(identity_groups: str | None) -> int | str:
         return "auto"
     return int(identity_groups) if identity_groups.strip().isdigit() else identity_groups.strip()
 
+# ----------------------------------------------------------------------------- config options
+_PATH_FILE = click.Path(exists=True, dir_okay=False)
 
-def _common_options(fn: Callable) -> Callable:
-    """Options shared by ``benchmark`` and ``train``."""
-    opts = [
-        click.option("--metadata", type=click.Path(exists=True, dir_okay=False), help="train_metadata.csv (labels, actors, folds)."),
-        click.option("--features", "features", multiple=True, type=click.Path(exists=True, file_okay=False),
-                     help="A feature folder (<clip_id>.npy per clip, or a blemore store subfolder). Repeat to fuse sources."),
-        click.option("--fusion", default=None, callback=_fusion_names,
-                     help="How several --features combine: early (default), late, late-learned (weights chosen on "
-                          "inner folds). benchmark takes a comma list to compare."),
-        click.option("--late-mode", type=click.Choice(["prob", "logit"]), default=None, help="Late fusion: average probabilities or logits."),
-        click.option("--preset", type=click.Choice(["paper", "fast"]), default=None, help="Training preset (default paper)."),
-        click.option("--pooling", type=click.Choice(["stats", "windows"]), default=None,
-                     help="stats: 7 statistics per clip (default); windows: each window a sample (subsampling)."),
-        click.option("--window", type=int, default=None, help="Window length in rows for --pooling windows (default 16)."),
-        click.option("--stride", type=int, default=None, help="Window stride in rows (default: the window length)."),
-        click.option("--epochs", type=int, default=None, help="Override the preset's maximum number of epochs."),
-        click.option("--lr", type=float, default=None, help="Override the preset's learning rate."),
-        click.option("--batch-size", type=int, default=None, help="Override the preset's batch size (0 = full batch)."),
-        click.option("--weight-decay", type=float, default=None, help="Override the preset's weight decay."),
-        click.option("--folds", type=int, default=None, help="Folds to make when the metadata has none (default 5)."),
-        click.option("--seed", type=int, default=None, help="Seed for weights and batch order (default 0)."),
-        click.option("--missing", type=click.Choice(["drop", "impute", "error"]), default=None,
-                     help="Clips missing in a source: drop them with a warning (default), impute, or fail."),
-        click.option("--threads", type=int, default=None, help="Torch threads (default: all CPUs available)."),
-        click.option("--quiet", is_flag=True, help="No progress bars."),
-    ]
-    for o in reversed(opts):
-        fn = o(fn)
-    return fn
+#: Options that set an ExperimentConfig field: click parameter name -> (target, option
+#: declarations, click keyword arguments). A target is a config field, ``train.<TrainSpec
+#: field>`` (an override of the preset) or ``fusion_options.mode``. Unset options (None or an
+#: empty tuple) leave the config's default.
+CONFIG_OPTIONS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
+    "metadata": ("metadata", ("--metadata",), dict(type=_PATH_FILE, help="train_metadata.csv (labels, actors, folds).")),
+    "features": ("features", ("--features",), dict(
+        multiple=True, type=click.Path(exists=True, file_okay=False),
+        help="A feature folder (<clip_id>.npy per clip, or a blemore store subfolder). Repeat to fuse sources.")),
+    "fusion": ("fusion", ("--fusion",), dict(
+        default=None, callback=_fusion_names,
+        help="How several --features combine: early (default), late, late-learned (weights chosen on "
+             "inner folds). benchmark takes a comma list to compare.")),
+    "late_mode": ("fusion_options.mode", ("--late-mode",), dict(
+        type=click.Choice(["prob", "logit"]), default=None, help="Late fusion: average probabilities or logits.")),
+    "preset": ("preset", ("--preset",), dict(
+        type=click.Choice(["paper", "fast"]), default=None, help="Training preset (default paper).")),
+    "pooling": ("pooling", ("--pooling",), dict(
+        type=click.Choice(["stats", "windows"]), default=None,
+        help="stats: 7 statistics per clip (default); windows: each window a sample (subsampling).")),
+    "window": ("window", ("--window",), dict(
+        type=int, default=None, help="Window length in rows for --pooling windows (default 16).")),
+    "stride": ("stride", ("--stride",), dict(
+        type=int, default=None, help="Window stride in rows (default: the window length).")),
+    "epochs": ("train.epochs", ("--epochs",), dict(
+        type=int, default=None, help="Override the preset's maximum number of epochs.")),
+    "lr": ("train.lr", ("--lr",), dict(type=float, default=None, help="Override the preset's learning rate.")),
+    "batch_size": ("train.batch_size", ("--batch-size",), dict(
+        type=int, default=None, help="Override the preset's batch size (0 = full batch).")),
+    "weight_decay": ("train.weight_decay", ("--weight-decay",), dict(
+        type=float, default=None, help="Override the preset's weight decay.")),
+    "folds": ("folds", ("--folds",), dict(
+        type=int, default=None, help="Folds to make when the metadata has none (default 5).")),
+    "seed": ("seed", ("--seed",), dict(type=int, default=None, help="Seed for weights and batch order (default 0).")),
+    "missing": ("missing", ("--missing",), dict(
+        type=click.Choice(["drop", "impute", "error"]), default=None,
+        help="Clips missing in a source: drop them with a warning (default), impute, or fail.")),
+    "threads": ("threads", ("--threads",), dict(
+        type=int, default=None, help="Torch threads (default: all CPUs available).")),
+    # benchmark only
+    "test_metadata": ("test_metadata", ("--test-metadata",), dict(
+        type=_PATH_FILE,
+        help="test_metadata.csv: test clips to predict (scored when labelled); a submission is always written.")),
+    "selection": ("selection", ("--selection",), dict(
+        type=click.Choice(["nested", "paper"]), default=None,
+        help="nested (default): epoch and thresholds from inner folds; paper: chosen on the validation fold "
+             "(optimistic).")),
+    "out": ("out", ("--out",), dict(
+        type=click.Path(file_okay=False), default=None, help="Run folder (default runs/<run name>).")),
+    "model_dir": ("model_dir", ("--model-dir",), dict(
+        type=click.Path(file_okay=False), default=None, help="Also save the final model bundle here.")),
+}
+
+#: The options ``benchmark`` and ``train`` share, in --help order.
+_SHARED = ("metadata", "features", "fusion", "late_mode", "preset", "pooling", "window", "stride", "epochs", "lr",
+           "batch_size", "weight_decay", "folds", "seed", "missing", "threads")
 
 
-def _config_kwargs(metadata, features, fusion, late_mode, preset, pooling, window, stride, epochs, lr,
-                   batch_size, weight_decay, folds, seed, missing, threads) -> dict:
+def config_options(*names: str) -> Callable[[Callable], Callable]:
+    """Add the :data:`CONFIG_OPTIONS` ``names`` to a command, in that order."""
+    unknown = [n for n in names if n not in CONFIG_OPTIONS]
+    if unknown:
+        raise TypeError(f"no config option(s) {unknown}; known: {sorted(CONFIG_OPTIONS)}")
+
+    def decorate(fn: Callable) -> Callable:
+        for name in reversed(names):
+            _, decls, kwargs = CONFIG_OPTIONS[name]
+            fn = click.option(*decls, name, **kwargs)(fn)
+        return fn
+
+    return decorate
+
+
+def config_kwargs(options: Mapping[str, Any]) -> dict[str, Any]:
+    """:class:`~blemore.config.ExperimentConfig` keyword arguments from the config options click
+    collected (unset ones left out). A parameter that is not in :data:`CONFIG_OPTIONS`, or whose
+    target is not a field of ExperimentConfig / TrainSpec, is a bug (``TypeError``)."""
+    from blemore.config import ExperimentConfig, TrainSpec
+
+    fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    train_fields = {f.name for f in dataclasses.fields(TrainSpec)}
     kw: dict[str, Any] = {}
-    if metadata:
-        kw["metadata"] = metadata
-    if features:
-        kw["features"] = list(features)
-    if fusion:
-        kw["fusion"] = fusion
-    if late_mode:
-        kw["fusion_options"] = {"mode": late_mode}
-    for k, v in (("preset", preset), ("pooling", pooling), ("window", window), ("stride", stride),
-                 ("folds", folds), ("seed", seed), ("missing", missing), ("threads", threads)):
-        if v is not None:
-            kw[k] = v
-    tr = _train_overrides(epochs, lr, batch_size, weight_decay)
-    if tr:
-        kw["train"] = tr
+    for name, value in options.items():
+        if name not in CONFIG_OPTIONS:
+            raise TypeError(f"click parameter {name!r} is not a config option (CONFIG_OPTIONS)")
+        field, _, sub = CONFIG_OPTIONS[name][0].partition(".")
+        if field not in fields or (field == "train" and sub not in train_fields):
+            raise TypeError(f"config option {name!r} targets {CONFIG_OPTIONS[name][0]!r}, not a config field")
+        if value is None or value == ():
+            continue
+        if sub:
+            kw.setdefault(field, {})[sub] = value
+        else:
+            kw[field] = list(value) if isinstance(value, tuple) else value
     return kw
+
+
+_quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
 
 
 # ----------------------------------------------------------------------------- benchmark
 @click.command("benchmark")
 @click.argument("config_file", required=False, type=click.Path(exists=True, dir_okay=False))
-@_common_options
-@click.option("--test-metadata", type=click.Path(exists=True, dir_okay=False),
-              help="test_metadata.csv: test clips to predict (scored when labelled); a submission is always written.")
+@config_options(*_SHARED)
+@_quiet_option
+@config_options("test_metadata")
 @click.option("--head", "heads", multiple=True,
               help="Head (default mlp-512), optionally with options: structured[ratio=ordinal,mixup=0.2]. Repeat or "
                    "give a comma list to compare heads; several heads, --actor-norm modes or --fusion values make an "
                    "ablation table (ablation.md/json in --out).")
 @_actor_norm_options
-@click.option("--selection", type=click.Choice(["nested", "paper"]), default=None,
-              help="nested (default): epoch and thresholds from inner folds; paper: chosen on the validation fold (optimistic).")
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default runs/<run name>).")
-@click.option("--model-dir", type=click.Path(file_okay=False), default=None, help="Also save the final model bundle here.")
+@config_options("selection", "out", "model_dir")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json (a list for several runs) instead of tables.")
-def benchmark_cmd(config_file, metadata, features, fusion, late_mode, preset, pooling, window, stride, epochs, lr,
-                  batch_size, weight_decay, folds, seed, missing, threads, quiet, test_metadata, heads, actor_norm,
-                  identity_groups, selection, out, model_dir, no_plots, as_json):
+def benchmark_cmd(config_file, quiet, heads, actor_norm, identity_groups, no_plots, as_json, **options):
     """Run the BLEMORE protocol: 5-fold actor-disjoint CV, test evaluation, trivial baselines, reports.
 
     Either flags (--metadata, --features ...) or a TOML CONFIG_FILE describing a grid of
@@ -161,11 +196,8 @@ def benchmark_cmd(config_file, metadata, features, fusion, late_mode, preset, po
     from blemore.report import compare_runs, format_compare
 
     _show_warnings()
-    kw = _config_kwargs(metadata, features, fusion, late_mode, preset, pooling, window, stride, epochs, lr,
-                        batch_size, weight_decay, folds, seed, missing, threads)
-    for k, v in (("test_metadata", test_metadata), ("selection", selection), ("out", out), ("model_dir", model_dir)):
-        if v is not None:
-            kw[k] = v
+    kw = config_kwargs(options)
+    metadata, features, fusion, out = (options[k] for k in ("metadata", "features", "fusion", "out"))
     if no_plots:
         kw["plots"] = False
     from blemore.ablation import parse_heads, parse_list
@@ -177,7 +209,7 @@ def benchmark_cmd(config_file, metadata, features, fusion, late_mode, preset, po
     if len(fusions) > 1:
         kw.pop("fusion", None)
     if not config_file and (len(head_specs) > 1 or len(norms) > 1 or len(fusions) > 1):
-        _ablation(kw, head_specs, norms, fusions, identity_groups, metadata, features, out, quiet, as_json)
+        _ablation(kw, head_specs, norms, fusions, identity_groups, quiet, as_json)
         return
     if norms:
         kw["transforms"] = _norm_transforms(norms[0], identity_groups)
@@ -228,14 +260,14 @@ def benchmark_cmd(config_file, metadata, features, fusion, late_mode, preset, po
             click.echo(f"Side-by-side table: {where}")
 
 
-def _ablation(kw, head_specs, norms, fusions, identity_groups, metadata, features, out, quiet, as_json) -> None:
+def _ablation(kw, head_specs, norms, fusions, identity_groups, quiet, as_json) -> None:
     """``benchmark`` with several heads / --actor-norm modes / fusions: one ablation table."""
     from blemore.ablation import run_ablation
     from blemore.config import ExperimentConfig
 
-    if not metadata or not features:
+    if not kw.get("metadata") or not kw.get("features"):
         raise click.UsageError("give --metadata and --features for an ablation (several heads, norms or fusions)")
-    out_dir = Path(out) if out else Path("runs") / "ablation"
+    out_dir = Path(kw["out"]) if kw.get("out") else Path("runs") / "ablation"
     base = ExperimentConfig(**{k: v for k, v in kw.items() if k not in ("out", "model_dir")})
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     res = run_ablation(base, head_specs or ["mlp-512"], norms or ["off"], fusions or None, out=out_dir,
@@ -249,13 +281,13 @@ def _ablation(kw, head_specs, norms, fusions, identity_groups, metadata, feature
 
 # ----------------------------------------------------------------------------- train
 @click.command("train")
-@_common_options
+@config_options(*_SHARED)
+@_quiet_option
 @click.option("--head", default="mlp-512", show_default=True, help="Head to train.")
 @click.option("--out", "model_dir", required=True, type=click.Path(file_okay=False), help="Model folder to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print the bundle description as JSON.")
 @_actor_norm_options
-def train_cmd(metadata, features, fusion, late_mode, preset, pooling, window, stride, epochs, lr, batch_size,
-              weight_decay, folds, seed, missing, threads, quiet, head, model_dir, as_json, actor_norm, identity_groups):
+def train_cmd(quiet, head, as_json, actor_norm, identity_groups, **options):
     """Train on all labelled clips and save a self-contained model bundle.
 
     The epoch and the decoding thresholds are chosen on the pooled out-of-fold outputs of a
@@ -265,11 +297,11 @@ def train_cmd(metadata, features, fusion, late_mode, preset, pooling, window, st
     from blemore.experiment import train_model
 
     _show_warnings()
-    if not metadata or not features:
+    if not options["metadata"] or not options["features"]:
         raise click.UsageError("give --metadata and --features")
-    kw = _config_kwargs(metadata, features, fusion, late_mode, preset, pooling, window, stride, epochs, lr,
-                        batch_size, weight_decay, folds, seed, missing, threads)
-    if fusion and "," in fusion:
+    kw = config_kwargs(options)
+    model_dir = options["model_dir"]
+    if options["fusion"] and "," in options["fusion"]:
         raise click.UsageError("train takes one --fusion")
     if actor_norm:
         if "," in actor_norm:
@@ -278,7 +310,7 @@ def train_cmd(metadata, features, fusion, late_mode, preset, pooling, window, st
     from blemore.ablation import parse_heads
 
     spec = parse_heads(head)[0]
-    cfg = ExperimentConfig(**kw, head=spec.name, head_options=dict(spec.options), model_dir=model_dir, plots=False)
+    cfg = ExperimentConfig(**kw, head=spec.name, head_options=dict(spec.options), plots=False)
     model = train_model(cfg, progress=not quiet)
     if as_json:
         click.echo(json.dumps(model.manifest(), indent=2, default=str))
@@ -416,63 +448,7 @@ def report_cmd(run_dirs, output, as_json):
         _atomic_write(Path(output), format_compare(rows).encode())
 
 
-# ----------------------------------------------------------------------------- synth features
-@click.command("features")
-@click.argument("out", type=click.Path(file_okay=False))
-@click.option("--clips", type=int, default=2456, show_default=True, help="Training clips (spread over the actors).")
-@click.option("--test-clips", type=int, default=594, show_default=True, help="Test clips.")
-@click.option("--actors", type=int, default=43, show_default=True, help="Training actors.")
-@click.option("--test-actors", type=int, default=15, show_default=True, help="Test actors.")
-@click.option("--dim", type=int, default=1024, show_default=True, help="Feature dimension per source.")
-@click.option("--sources", default="video,audio", show_default=True, help="Comma-separated source names.")
-@click.option("--frames", default="12,48", show_default=True, help="Frames per clip: MIN,MAX.")
-@click.option("--signal", type=float, default=1.0, show_default=True, help="Strength of the emotion signal.")
-@click.option("--actor-scale", type=float, default=1.0, show_default=True, help="Strength of the actor offsets.")
-@click.option("--noise", type=float, default=1.0, show_default=True, help="Clip and frame noise.")
-@click.option("--no-signal", is_flag=True, help="Content unrelated to the labels (a chance-level control).")
-@click.option("--folds", type=int, default=5, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-def synth_features_cmd(out, clips, test_clips, actors, test_actors, dim, sources, frames, signal, actor_scale, noise,
-                       no_signal, folds, seed):
-    """Generate a feature-level synthetic BLEMORE corpus (feature folders + metadata)."""
-    from blemore.synth.features import generate_feature_corpus
-
-    try:
-        fmin, fmax = (int(x) for x in frames.split(","))
-    except ValueError:
-        raise click.BadParameter(f"expected MIN,MAX, got {frames!r}", param_hint="--frames") from None
-    names = [s.strip() for s in sources.split(",") if s.strip()]
-    c = generate_feature_corpus(out, n_train_actors=actors, n_test_actors=test_actors, n_train_clips=clips,
-                                n_test_clips=test_clips, sources=names, dim=dim, frames=(fmin, fmax), signal=signal,
-                                actor_scale=actor_scale, noise=noise, no_signal=no_signal, folds=folds, seed=seed,
-                                progress=True)
-    click.echo(f"{c.n_train} training and {c.n_test} test clips, sources {', '.join(c.sources)} ({dim} dims each)")
-    for name, p in c.sources.items():
-        click.echo(f"  features {name}: {p}")
-    click.echo(f"  train metadata: {c.train_metadata}\n  test metadata:  {c.test_metadata}")
-
-
-def _synth_group(group: click.Group) -> click.Group:
-    """The ``synth`` group, shared with the synth area (cli/synth.py, which owns ``synth media``).
-
-    Whichever area registers first creates the group; the other adds its subcommands to it.
-    (cli/__init__.py registers "engine" before "synth", so this usually creates it; synth.py
-    should look it up with ``group.commands.get("synth")`` before creating its own.)
-    """
-    existing = group.commands.get("synth")
-    if isinstance(existing, click.Group):
-        return existing
-
-    @click.group("synth")
-    def synth() -> None:
-        """Generate synthetic BLEMORE-shaped corpora (media clips or features)."""
-
-    group.add_command(synth)
-    return synth
-
-
 def register(group: click.Group) -> None:
-    """Attach this area's commands to the main group."""
+    """Attach this module's commands to the main group."""
     for cmd in (benchmark_cmd, train_cmd, predict_cmd, report_cmd):
         group.add_command(cmd)
-    _synth_group(group).add_command(synth_features_cmd)

@@ -1,8 +1,10 @@
-"""CLI commands of the synth area: ``blemore synth media`` and ``blemore demo``.
+"""CLI commands that make synthetic data and run the demo: the ``synth`` group (``synth media``,
+``synth features``) and ``demo``.
 
-Thin layer over :func:`blemore.synth.media.generate_media_corpus` and
-:func:`blemore.demo.run_demo`. The ``synth`` group is shared with the engine area (which owns
-``synth features``): whichever registers first creates it, the other joins it.
+Thin layer over :func:`blemore.synth.media.generate_media_corpus`,
+:func:`blemore.synth.features.generate_feature_corpus` and :func:`blemore.demo.run_demo`.
+This module owns the ``synth`` group; errors go through the CLI's one adapter
+(:mod:`blemore.cli._errors`).
 """
 from __future__ import annotations
 
@@ -76,21 +78,52 @@ def demo_cmd(out, quick, workers, seed):
     run_demo(out, quick=quick, workers=workers, seed=seed, echo=click.echo)
 
 
-def _synth_group(group: click.Group) -> click.Group:
-    """The ``synth`` group, shared with the engine area (see the module docstring)."""
-    existing = group.commands.get("synth")
-    if isinstance(existing, click.Group):
-        return existing
+# ----------------------------------------------------------------------------- synth features
+@click.command("features")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--clips", type=int, default=2456, show_default=True, help="Training clips (spread over the actors).")
+@click.option("--test-clips", type=int, default=594, show_default=True, help="Test clips.")
+@click.option("--actors", type=int, default=43, show_default=True, help="Training actors.")
+@click.option("--test-actors", type=int, default=15, show_default=True, help="Test actors.")
+@click.option("--dim", type=int, default=1024, show_default=True, help="Feature dimension per source.")
+@click.option("--sources", default="video,audio", show_default=True, help="Comma-separated source names.")
+@click.option("--frames", default="12,48", show_default=True, help="Frames per clip: MIN,MAX.")
+@click.option("--signal", type=float, default=1.0, show_default=True, help="Strength of the emotion signal.")
+@click.option("--actor-scale", type=float, default=1.0, show_default=True, help="Strength of the actor offsets.")
+@click.option("--noise", type=float, default=1.0, show_default=True, help="Clip and frame noise.")
+@click.option("--no-signal", is_flag=True, help="Content unrelated to the labels (a chance-level control).")
+@click.option("--folds", type=int, default=5, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth_features_cmd(out, clips, test_clips, actors, test_actors, dim, sources, frames, signal, actor_scale, noise,
+                       no_signal, folds, seed):
+    """Generate a feature-level synthetic BLEMORE corpus (feature folders + metadata)."""
+    from blemore.synth.features import generate_feature_corpus
 
-    @click.group("synth")
-    def synth() -> None:
-        """Generate synthetic BLEMORE-shaped corpora (media clips or features)."""
+    try:
+        fmin, fmax = (int(x) for x in frames.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected MIN,MAX, got {frames!r}", param_hint="--frames") from None
+    names = [s.strip() for s in sources.split(",") if s.strip()]
+    c = generate_feature_corpus(out, n_train_actors=actors, n_test_actors=test_actors, n_train_clips=clips,
+                                n_test_clips=test_clips, sources=names, dim=dim, frames=(fmin, fmax), signal=signal,
+                                actor_scale=actor_scale, noise=noise, no_signal=no_signal, folds=folds, seed=seed,
+                                progress=True)
+    click.echo(f"{c.n_train} training and {c.n_test} test clips, sources {', '.join(c.sources)} ({dim} dims each)")
+    for name, p in c.sources.items():
+        click.echo(f"  features {name}: {p}")
+    click.echo(f"  train metadata: {c.train_metadata}\n  test metadata:  {c.test_metadata}")
 
-    group.add_command(synth)
-    return synth
+
+@click.group("synth")
+def synth_group() -> None:
+    """Generate synthetic BLEMORE-shaped corpora (media clips or features)."""
+
+
+synth_group.add_command(synth_media_cmd)
+synth_group.add_command(synth_features_cmd)
 
 
 def register(group: click.Group) -> None:
-    """Attach this area's commands to the main group."""
-    _synth_group(group).add_command(synth_media_cmd)
+    """Attach this module's commands to the main group."""
+    group.add_command(synth_group)
     group.add_command(demo_cmd)

@@ -1,0 +1,106 @@
+"""The command line's one error adapter (blemore.cli._errors): a user's mistake is one
+``error: ...`` paragraph on stderr and exit status 2; a bug keeps its traceback."""
+from __future__ import annotations
+
+import json
+import traceback
+
+import pytest
+from click.testing import CliRunner
+
+from blemore.cli import cli, format_error
+from blemore.errors import BlemoreError
+from blemore.synth.features import generate_feature_corpus
+
+
+def _invoke(args, **kw):
+    return CliRunner().invoke(cli, [str(a) for a in args], **kw)
+
+
+@pytest.fixture(scope="module")
+def wavlm_model(tmp_path_factory):
+    """A tiny model whose one feature source says it was made by the wavlm-large extractor
+    (the synthetic corpus names the extractor after the source), so predicting media needs
+    wavlm-large's pretrained weights."""
+    root = tmp_path_factory.mktemp("cli_errors")
+    c = generate_feature_corpus(root / "corpus", n_train_actors=5, n_test_actors=0, n_train_clips=None,
+                                n_test_clips=None, clips_per_actor=36, sources=["wavlm-large"], dim=4,
+                                frames=(2, 3), folds=5, seed=1, progress=False)
+    cfg_path = c.sources["wavlm-large"] / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["settings"] = {}  # the encoder's own (default) settings, as `blemore extract` would record them
+    cfg_path.write_text(json.dumps(cfg))
+    model = root / "model"
+    r = _invoke(["train", "--metadata", c.train_metadata, "--features", c.sources["wavlm-large"], "--head", "linear",
+                 "--out", model, "--preset", "fast", "--epochs", "1", "--threads", "1", "--quiet"])
+    assert r.exit_code == 0, r.output
+    return model
+
+
+def test_predict_without_encoder_weights_is_one_paragraph(wavlm_model, tmp_path, monkeypatch):
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))  # nothing cached
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # and nothing downloadable
+    clip = tmp_path / "A1_ang_int1_ver1.wav"
+    clip.write_bytes(b"RIFF")
+    r = _invoke(["predict", wavlm_model, clip])
+    assert r.exit_code == 2, r.output
+    assert isinstance(r.exception, SystemExit) and "Traceback" not in r.output
+    err = r.stderr
+    assert err.startswith("error: ") and err.count("error:") == 1, err
+    assert "\n\n" not in err.strip(), err  # one paragraph
+    assert "wavlm-large" in err and "microsoft/wavlm-large" in err, err
+    assert r.stdout == ""
+
+
+def test_debug_flag_shows_the_traceback_of_a_user_error(wavlm_model, tmp_path):
+    r = _invoke(["--debug", "predict", tmp_path, tmp_path])  # not a model folder
+    assert isinstance(r.exception, BlemoreError) and r.exit_code == 1
+    assert "not a blemore model" in str(r.exception)
+    r = _invoke(["predict", tmp_path, tmp_path])
+    assert r.exit_code == 2 and r.stderr.startswith("error: ") and "not a blemore model" in r.stderr
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch, tmp_path):
+    import blemore.submission
+
+    def broken(path):
+        raise RuntimeError("a bug, not a user mistake")
+
+    monkeypatch.setattr(blemore.submission, "load_predictions", broken)
+    (tmp_path / "p.json").write_text("{}")
+    r = _invoke(["score", tmp_path / "p.json"])
+    assert isinstance(r.exception, RuntimeError) and r.exit_code == 1
+    assert "error:" not in r.output
+    tb = "".join(traceback.format_exception(type(r.exception), r.exception, r.exception.__traceback__))
+    assert "broken" in tb  # the traceback reaches the failing function
+    with pytest.raises(RuntimeError, match="a bug"):
+        _invoke(["score", tmp_path / "p.json"], catch_exceptions=False)
+
+
+def test_path_errors_name_the_path(monkeypatch, tmp_path):
+    import blemore.submission
+
+    def missing(path):
+        raise FileNotFoundError(2, "No such file or directory", str(tmp_path / "gone.json"))
+
+    monkeypatch.setattr(blemore.submission, "load_predictions", missing)
+    (tmp_path / "p.json").write_text("{}")
+    r = _invoke(["score", tmp_path / "p.json"])
+    assert r.exit_code == 2 and isinstance(r.exception, SystemExit)
+    assert r.stderr == f"error: {tmp_path / 'gone.json'}: No such file or directory\n"
+
+
+def test_usage_errors_keep_clicks_behaviour(tmp_path):
+    r = _invoke(["score", tmp_path / "nope.json"])
+    assert r.exit_code == 2 and "Usage:" in r.output and "does not exist" in r.output
+
+
+def test_format_error_wraps_the_first_line_only():
+    msg = "x.csv: " + "word " * 40 + "\n  problem one\n  problem two"
+    out = format_error(msg, width=60)
+    lines = out.splitlines()
+    assert lines[0].startswith("error: x.csv:") and all(len(line) <= 60 for line in lines)
+    assert lines[-2:] == ["  problem one", "  problem two"]
+    assert format_error("a b c") == "error: a b c"
