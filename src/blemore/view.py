@@ -41,7 +41,7 @@ from blemore._io import atomic_write_bytes
 from blemore.errors import BlemoreError
 from blemore.labels import EMOTION_NAMES, EMOTIONS, INVALID, TARGET_NAMES, parse_clip_id
 
-__all__ = ["render_view", "write_view", "write_timelines", "read_timelines", "timelines_path", "ViewError",
+__all__ = ["render_view", "write_view", "write_timelines", "bundle_timeline_records", "read_timelines", "timelines_path", "ViewError",
            "TIMELINES_FORMAT"]
 
 TIMELINES_FORMAT = "blemore-timelines"
@@ -114,6 +114,37 @@ def read_timelines(path: str | os.PathLike) -> dict:
             m = Path(c["media"])
             c["media"] = str(m if m.is_absolute() else (p.parent / m).resolve())
     return doc
+
+
+def bundle_timeline_records(model, pred, sources: Mapping[str, Any],
+                            media: Mapping[str, str | os.PathLike] | None = None) -> list[dict]:
+    """Timeline records (for :func:`write_timelines`) of every predicted clip of a
+    :class:`~blemore.bundle.ModelBundle`: per-window probabilities from ``model.timeline`` on
+    the clip's features in ``sources``, and the media path from ``media`` (clip id -> file).
+    A clip whose timeline cannot be computed keeps its label, with a warning naming it."""
+    import warnings
+
+    from blemore.media import MediaError, probe
+
+    rates = {n: getattr(sources[n], "rate", None) for n in model.source_names}
+    labels = pred.labels()
+    out = []
+    for i, cid in enumerate(pred.clip_ids):
+        rec: dict[str, Any] = {"clip_id": cid, "label": labels[i], "proba": pred.proba[i]}
+        m = (media or {}).get(cid)
+        if m is not None:
+            rec["media"] = m
+            try:
+                rec["duration"] = probe(m).duration
+            except MediaError:
+                pass
+        try:
+            t, p = model.timeline({n: sources[n].load(cid) for n in model.source_names}, rates=rates)
+            rec["times"], rec["timeline"] = t, p
+        except (BlemoreError, KeyError, ValueError, OSError) as e:
+            warnings.warn(f"{cid}: no timeline ({e})", stacklevel=2)
+        out.append(rec)
+    return out
 
 
 # ----------------------------------------------------------------------------- helpers

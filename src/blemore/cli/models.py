@@ -367,67 +367,111 @@ def _classify_inputs(model, inputs: Sequence[str]):
 
 
 @click.command("predict")
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("args", nargs=-1, required=True, metavar="[MODEL] INPUTS...")
+@click.option("--model", "model_opt", default=None,
+              help="The model: a bundle folder, hf://owner/repo[@revision] (Hugging Face Hub), or face-zero-shot "
+                   "(the built-in uncalibrated face model). Default: the first argument when it is one of these, "
+                   "else face-zero-shot.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Write the challenge JSON here (and the readable table next to it as .csv).")
+              help="Write the challenge JSON here, the readable table next to it as .csv, and the media paths and "
+                   "timelines as .timelines.json (for blemore view).")
 @click.option("--store", type=click.Path(file_okay=False), default=None,
               help="Where to extract features of media inputs (default: a temporary folder).")
 @click.option("--workers", type=int, default=None, help="Extraction processes for media inputs.")
 @click.option("--timeline", type=click.Path(file_okay=False), default=None,
               help="Also write a per-window probability plot per clip into this folder (up to 20 clips).")
 @click.option("--json", "as_json", is_flag=True, help="Print the challenge JSON instead of the table.")
-def predict_cmd(model_dir, inputs, output, store, workers, timeline, as_json):
-    """Predict clips with a trained model bundle.
+def predict_cmd(args, model_opt, output, store, workers, timeline, as_json):
+    """Predict clips with a model bundle, a model on the Hugging Face Hub, or the built-in face model.
 
-    INPUTS are media clips or folders of clips (features are extracted with the bundle's
-    extractors and settings), or feature folders / a feature store.
+    MODEL is a bundle folder (from ``blemore train``), ``hf://owner/repo[@revision]``, or
+    ``face-zero-shot``; without one, the built-in face model is used (uncalibrated: it has not
+    seen BLEMORE). INPUTS are media clips or folders of clips (features are extracted with the
+    model's extractors and settings), or feature folders / a feature store.
     """
     import tempfile
 
     from blemore.bundle import ModelBundle
+    from blemore.hub import is_model_spec, resolve_model
+    from blemore.view import bundle_timeline_records, timelines_path, write_timelines
+    from blemore.zeroshot import NAME as ZERO_SHOT
 
     _show_warnings()
-    model = ModelBundle.load(model_dir)
-    sources = _classify_inputs(model, inputs)
-    tmp = None
-    try:
-        if sources is None:
-            model.extractors()  # fails early, before extraction, for models made from plain feature folders
-            if store is None:
-                tmp = tempfile.TemporaryDirectory(prefix="blemore-predict-")
-                store = tmp.name
-            pred, sources = model.predict_media(list(inputs), store, workers=workers, progress=True)
-        else:
-            pred = model.predict(sources)
+    spec, inputs = model_opt, list(args)
+    if spec is None:
+        spec = inputs.pop(0) if is_model_spec(inputs[0]) else ZERO_SHOT
+    missing = [p for p in inputs if not Path(p).exists()]
+    if not inputs or missing:
+        raise UserError("no inputs to predict" if not inputs else
+                        f"input(s) not found: {', '.join(missing)}")
+    model = resolve_model(spec)
+    records = None
+    if not isinstance(model, ModelBundle):  # the zero-shot face model
+        click.echo(f"notice: {model.notice}", err=True)
+        res = model.predict_media(inputs, progress=True)
+        pred = res.predictions
+        records = [{"clip_id": c, "label": lab, "proba": p, "media": res.media[c], "duration": res.durations[c],
+                    "times": res.timelines[c][0], "timeline": res.timelines[c][1]}
+                   for c, lab, p in zip(pred.clip_ids, pred.labels(), pred.proba)]
         if timeline:
             from blemore.report import plot_timeline
 
-            tdir = Path(timeline)
-            for cid in pred.clip_ids[:20]:
-                arrays = {n: sources[n].load(cid) for n in model.source_names}
-                rates = {n: getattr(sources[n], "rate", None) for n in model.source_names}
-                t, p = model.timeline(arrays, rates=rates)
-                plot_timeline(t, p, tdir / f"{cid}.png", f"{cid}: {pred.labels()[pred.clip_ids.index(cid)]}")
-            if len(pred.clip_ids) > 20:
-                click.echo(f"warning: timelines written for the first 20 of {len(pred.clip_ids)} clips", err=True)
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+            for r in records[:20]:
+                plot_timeline(r["times"], r["timeline"], Path(timeline) / f"{r['clip_id']}.png",
+                              f"{r['clip_id']}: {r['label']} (uncalibrated)")
+    else:
+        sources = _classify_inputs(model, inputs)
+        media = None
+        tmp = None
+        try:
+            if sources is None:
+                from blemore.extract import find_media
+
+                model.extractors()  # fails early, before extraction, for models made from plain feature folders
+                media = find_media(inputs)
+                if store is None:
+                    tmp = tempfile.TemporaryDirectory(prefix="blemore-predict-")
+                    store = tmp.name
+                pred, sources = model.predict_media(list(inputs), store, workers=workers, progress=True)
+            else:
+                pred = model.predict(sources)
+            if output:
+                records = bundle_timeline_records(model, pred, sources, media)
+            if timeline:
+                from blemore.report import plot_timeline
+
+                tdir = Path(timeline)
+                for cid in pred.clip_ids[:20]:
+                    arrays = {n: sources[n].load(cid) for n in model.source_names}
+                    rates = {n: getattr(sources[n], "rate", None) for n in model.source_names}
+                    t, p = model.timeline(arrays, rates=rates)
+                    plot_timeline(t, p, tdir / f"{cid}.png", f"{cid}: {pred.labels()[pred.clip_ids.index(cid)]}")
+                if len(pred.clip_ids) > 20:
+                    click.echo(f"warning: timelines written for the first 20 of {len(pred.clip_ids)} clips", err=True)
+        finally:
+            if tmp is not None:
+                tmp.cleanup()
+    notice = getattr(model, "notice", None)
     sub = pred.submission()
     table = pred.table()
+    if notice:
+        table["notice"] = notice
     if output:
-        from blemore.report import _atomic_write
+        from blemore._io import atomic_write_bytes
         from blemore.submission import write_predictions
 
         write_predictions(sub, output)
-        _atomic_write(Path(output).with_suffix(".csv"), table.to_csv(index=False).encode())
+        atomic_write_bytes(Path(output).with_suffix(".csv"), table.to_csv(index=False).encode())
+        write_timelines(timelines_path(output), records or [], model=str(spec), notice=notice)
     if as_json:
         click.echo(json.dumps(sub, indent=2))
     else:
-        click.echo(table.to_string(index=False))
+        if notice:
+            click.echo(f"NOTICE: {notice}")
+        click.echo(table.drop(columns=["notice"], errors="ignore").to_string(index=False))
         if output:
-            click.echo(f"\nChallenge JSON: {output}; table: {Path(output).with_suffix('.csv')}")
+            click.echo(f"\nChallenge JSON: {output}; table: {Path(output).with_suffix('.csv')}; "
+                       f"timelines: {timelines_path(output)} (blemore view {output})")
 
 
 # ----------------------------------------------------------------------------- report
