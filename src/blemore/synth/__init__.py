@@ -7,3 +7,12 @@
 
 Submodules are imported on demand (``from blemore.synth import media``).
 """
+from __future__ import annotations
+
+from blemore.errors import BlemoreError
+
+__all__ = ["SynthError"]
+
+
+class SynthError(BlemoreError, ValueError):
+    """A setting of a synthetic corpus that cannot be used; the message names it."""

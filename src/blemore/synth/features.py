@@ -42,6 +42,7 @@ from typing import Sequence
 import numpy as np
 
 from blemore.labels import EMOTIONS, NEUTRAL, TARGETS, Label, format_clip_id
+from blemore.synth import SynthError
 
 __all__ = ["generate_feature_corpus", "SynthFeatureCorpus", "actor_clip_plan"]
 
@@ -75,7 +76,7 @@ def actor_clip_plan(n_clips: int, rng: np.random.Generator) -> list[tuple[Label,
     then the other intensities/situations, then second versions of random targets.
     ``n_clips`` must be at least 36."""
     if n_clips < len(TARGETS):
-        raise ValueError(f"every actor performs all {len(TARGETS)} targets: need >= {len(TARGETS)} clips, got {n_clips}")
+        raise SynthError(f"every actor performs all {len(TARGETS)} targets: need >= {len(TARGETS)} clips, got {n_clips}")
     first = {e: int(rng.integers(1, 5)) for e in EMOTIONS}
     plan: list[tuple[Label, int, int]] = [(t, first[t.emotions[0]] if not t.is_blend else 1, 1) for t in TARGETS]
     extra_levels = [(Label.single(e), lvl, 1) for lvl in (1, 2, 3, 4) for e in EMOTIONS if lvl != first[e]]
@@ -164,15 +165,15 @@ def generate_feature_corpus(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if not sources:
-        raise ValueError("at least one source name is needed")
+        raise SynthError("at least one source name is needed")
     if len(set(sources)) != len(sources):
-        raise ValueError(f"source names must be unique, got {list(sources)}")
+        raise SynthError(f"source names must be unique, got {list(sources)}")
     if frames[0] < 1 or frames[1] < frames[0]:
-        raise ValueError(f"frames must be (min, max) with 1 <= min <= max, got {frames}")
+        raise SynthError(f"frames must be (min, max) with 1 <= min <= max, got {frames}")
     if n_test_actors < 0:
-        raise ValueError(f"n_test_actors must be >= 0, got {n_test_actors}")
+        raise SynthError(f"n_test_actors must be >= 0, got {n_test_actors}")
     if n_train_actors < folds:
-        raise ValueError(f"{n_train_actors} training actors cannot fill {folds} actor-disjoint folds")
+        raise SynthError(f"{n_train_actors} training actors cannot fill {folds} actor-disjoint folds")
     rng = np.random.default_rng(seed)
     strength = _SIGNAL_UNIT * signal
 
@@ -184,7 +185,7 @@ def generate_feature_corpus(
         if total is None:
             return [54] * n
         if total < 36 * n:
-            raise ValueError(f"{total} clips cannot give each of {n} actors all 36 targets (need >= {36 * n})")
+            raise SynthError(f"{total} clips cannot give each of {n} actors all 36 targets (need >= {36 * n})")
         return _split_counts(total, n)
 
     numbers = rng.choice(np.arange(100, 1000), size=n_train_actors + n_test_actors, replace=False)

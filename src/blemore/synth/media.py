@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from blemore.labels import EMOTIONS, NEUTRAL, TARGETS, Label, format_clip_id
+from blemore.synth import SynthError
 from blemore.synth import face as _face
 from blemore.synth import voice as _voice
 
@@ -86,11 +87,11 @@ def parse_difficulty(value: float | str) -> float:
         try:
             value = float(v)
         except ValueError:
-            raise ValueError(f"difficulty {value!r} is neither a number in 0..1 nor one of "
+            raise SynthError(f"difficulty {value!r} is neither a number in 0..1 nor one of "
                              f"{', '.join(DIFFICULTY_LEVELS)}") from None
     d = float(value)
     if not 0.0 <= d <= 1.0:
-        raise ValueError(f"difficulty must be in 0..1, got {d}")
+        raise SynthError(f"difficulty must be in 0..1, got {d}")
     return d
 
 
@@ -142,7 +143,7 @@ class SynthConfig:
         if not 1 <= self.intensities <= 4:
             problems.append(f"intensities must be 1..4, got {self.intensities}")
         if problems:
-            raise ValueError("invalid synthetic corpus configuration:\n  " + "\n  ".join(problems))
+            raise SynthError("invalid synthetic corpus configuration:\n  " + "\n  ".join(problems))
 
     @property
     def frames(self) -> int:
