@@ -21,6 +21,7 @@ import json
 import os
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -29,6 +30,18 @@ import numpy as np
 
 from blemore._io import atomic_write_bytes as _atomic_write
 from blemore.errors import BlemoreError
+from blemore.experiment import Experiment, run_experiment
+from blemore.fusion import list_fusions
+from blemore.heads.base import create_head, list_heads
+from blemore.heads.training import aggregate_rows
+from blemore.normalise import (
+    ACTOR_NORM_MODES,
+    IdentityProjector,
+    actor_norm_transforms,
+    adjusted_rand_index,
+    evaluate_identity_grouping,
+    identity_groups,
+)
 
 __all__ = [
     "HeadSpec", "parse_heads", "parse_list", "AblationRow", "AblationResult", "run_ablation",
@@ -113,8 +126,6 @@ def parse_heads(specs: str | Iterable[str | HeadSpec]) -> list[HeadSpec]:
     """Head specs from strings like ``"mlp-512,structured[ratio=ordinal,dropout=0.3]"`` (or a
     list of such strings). Names are checked against the heads registry and options by
     building each head once."""
-    from blemore.heads import create_head, list_heads
-
     items: list[str | HeadSpec] = [specs] if isinstance(specs, str) else list(specs)
     out: list[HeadSpec] = []
     for item in items:
@@ -361,43 +372,28 @@ def _slug(text: str) -> str:
 # ----------------------------------------------------------------------------- runner
 def _grouping_report(base, n_groups) -> dict | None:
     """ARI of blind identity clustering on held-out training folds (and on the test clips
-    when their actors are known)."""
-    from blemore.dataset import ensure_folds, load_metadata
-    from blemore.features import load_features
-    from blemore.heads.base import aggregate_rows
-    from blemore.normalise import IdentityProjector, adjusted_rand_index, evaluate_identity_grouping, identity_groups
-    from blemore.pooling import Pooling
-
-    table = load_metadata(base.metadata)
-    train = table[table["split"] == "train"].reset_index(drop=True)
-    gcol = "gender" if "gender" in train.columns and train["gender"].notna().all() else None
-    train = ensure_folds(train, k=base.folds, seed=base.fold_seed, gender_column=gcol)
-    pooling = Pooling(kind=base.pooling, window=base.window, stride=base.stride)
-    ids = train["clip_id"].tolist()
-    test = load_metadata(base.test_metadata, split="test") if base.test_metadata else None
-    if test is not None:
-        ids += test["clip_id"].tolist()
-    import warnings
-
+    when their actors are known). The clips, folds, actors and pooled features are the
+    runner's own (:class:`blemore.experiment.Experiment` prepares them), so the report is
+    about exactly the data the ablation's runs used."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fs = load_features(base.features, ids, pooling, missing=base.missing)
+        exp = Experiment(base, progress=False)
+    fs = exp.features
 
-    def matrix(clips: Sequence[str]) -> np.ndarray:
-        pos = np.array([fs.index[c] for c in clips], dtype=np.int64)
+    def matrix(pos: np.ndarray) -> np.ndarray:
         X, owner = fs.rows(fs.sources, pos)
         if owner is not None:
             X = aggregate_rows(np.nan_to_num(X), owner, len(pos))
         return X
 
-    train = train[train["clip_id"].isin(fs.index)].reset_index(drop=True)
-    Xtr = matrix(train["clip_id"].tolist())
-    cv = evaluate_identity_grouping(Xtr, train["actor"].tolist(), train["fold"].to_numpy(), n_groups=n_groups)
+    Xtr = matrix(exp.train_pos)
+    train_actors = exp.actor[exp.train_pos].tolist()
+    cv = evaluate_identity_grouping(Xtr, train_actors, exp.fold[exp.train_pos], n_groups=n_groups)
     out: dict[str, Any] = {"cv": cv.as_dict()}
+    test = exp.test_table
     if test is not None and len(test):
-        test = test[test["clip_id"].isin(fs.index)].reset_index(drop=True)
-        proj = IdentityProjector.fit(Xtr, train["actor"].tolist())
-        lab = identity_groups(proj.project(matrix(test["clip_id"].tolist())), n_groups, proj.rows_per_group)
+        proj = IdentityProjector.fit(Xtr, train_actors)
+        lab = identity_groups(proj.project(matrix(exp.test_pos)), n_groups, proj.rows_per_group)
         actors = test["actor"]
         known = actors.notna().all() and not (actors.astype(str).str.strip() == "").any()
         out["test"] = {"clips": int(len(test)), "groups_found": int(len(np.unique(lab))),
@@ -431,10 +427,6 @@ def run_ablation(
     ``out/<configuration>``. ``run`` replaces :func:`blemore.experiment.run_experiment`
     (tests).
     """
-    from blemore.experiment import run_experiment
-    from blemore.fusion import list_fusions
-    from blemore.normalise import ACTOR_NORM_MODES, actor_norm_transforms
-
     log = log or (lambda msg: None)
     run = run or run_experiment
     t_start = time.perf_counter()

@@ -38,11 +38,15 @@ import pandas as pd
 from blemore import __version__
 from blemore._io import atomic_folder
 from blemore.errors import BlemoreError
+from blemore.extract import extract
 from blemore.features import FeatureSet, TransformChain, load_features, open_features
 from blemore.fusion import Fusion, create_fusion
 from blemore.heads.base import Head, create_head
-from blemore.labels import EMOTIONS, INVALID, TARGETS
+from blemore.labels import EMOTIONS
 from blemore.pooling import Pooling, pool_stats, windows
+from blemore.predictions import code_names, prediction_table
+from blemore.store import open_store
+from blemore.submission import submission_dict
 from blemore.weights import WeightsError, load_state, save_state, sha256_file
 
 __all__ = ["ModelBundle", "BundlePart", "Predictions", "BundleError", "FORMAT", "FORMAT_VERSION"]
@@ -74,27 +78,16 @@ class Predictions:
     target: np.ndarray
 
     def labels(self) -> list[str]:
-        return [TARGETS[t].name() if t != INVALID else
-                "+".join(e for i, e in enumerate(EMOTIONS) if m >> i & 1) for m, t in zip(self.mask, self.target)]
+        """Readable predictions (``hap``, ``ang+hap 70/30``; :func:`blemore.predictions.code_name`)."""
+        return code_names(self.mask, self.target)
 
     def table(self) -> pd.DataFrame:
-        """Readable table: clip, emotions, salience, label, probabilities."""
-        rows = []
-        for cid, m, t, p in zip(self.clip_ids, self.mask, self.target, self.proba):
-            if t != INVALID:
-                lab = TARGETS[int(t)]
-                emos, sal = "+".join(lab.emotions), "/".join(str(s) for s in lab.saliences)
-            else:
-                emos = "+".join(e for i, e in enumerate(EMOTIONS) if int(m) >> i & 1)
-                sal = ""
-            rows.append({"clip_id": cid, "emotions": emos, "salience": sal,
-                         **{f"p_{e}": round(float(v), 4) for e, v in zip(EMOTIONS, p)}})
-        return pd.DataFrame(rows)
+        """Readable table: clip, emotions, salience, probabilities
+        (:func:`blemore.predictions.prediction_table`)."""
+        return prediction_table(self.clip_ids, self.proba, self.mask, self.target)
 
     def submission(self) -> dict:
         """The challenge JSON (keys ``<clip_id>.mov``)."""
-        from blemore.experiment import submission_dict
-
         return submission_dict(self.clip_ids, self.mask, self.target)
 
 
@@ -350,9 +343,6 @@ class ModelBundle:
         """Extract the features the model needs from media files (or folders of them) into the
         store ``store`` with the model's extractors and settings, then predict.
         Returns ``(Predictions, {source name: FeatureSource})``."""
-        from blemore.extract import extract
-        from blemore.store import open_store
-
         names, settings = self.extractors()
         extract([str(p) for p in paths], store, extractors=names, workers=workers, settings=settings,
                 progress=progress)

@@ -23,9 +23,16 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
-__all__ = ["DemoSettings", "DemoResult", "demo_settings", "run_demo", "predict_media"]
+from blemore._io import atomic_write_bytes as _atomic_write
+from blemore.config import ExperimentConfig
+from blemore.experiment import run_experiment, train_model
+from blemore.extract import extract
+from blemore.report import compare_runs, format_compare, plot_timeline
+from blemore.synth.media import SynthConfig, generate_media_corpus, parse_difficulty
+
+__all__ = ["DemoSettings", "DemoResult", "demo_settings", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -91,30 +98,6 @@ def _select_clips(table, n: int, seed: int) -> list[str]:
     return pick
 
 
-def predict_media(model, paths: Sequence[str | os.PathLike], store: str | os.PathLike, *,
-                  workers: int | None = None, progress: bool = True):
-    """Extract the features a model bundle needs from media files (with the bundle's extractor
-    settings) into ``store``, then predict. Returns ``(Predictions, {source: FeatureSource})``."""
-    from blemore.extract import extract
-    from blemore.store import open_store
-
-    extractors, settings = [], {}
-    for s in model.sources:
-        cfg = s.get("config") or {}
-        if not cfg.get("extractor"):
-            raise ValueError(f"the model's source {s['name']!r} has no extractor config (it was trained on plain "
-                             "feature folders), so media cannot be predicted with it")
-        if cfg["extractor"] not in extractors:
-            extractors.append(cfg["extractor"])
-        if cfg.get("settings"):
-            settings[cfg["extractor"]] = cfg["settings"]
-    extract([str(p) for p in paths], store, extractors=extractors, workers=workers, settings=settings,
-            progress=progress)
-    st = open_store(store)
-    sources = {s["name"]: st[(s.get("config") or {})["extractor"]] for s in model.sources}
-    return model.predict(sources), sources
-
-
 def _fmt_s(s: float) -> str:
     return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
 
@@ -134,13 +117,6 @@ def run_demo(
     Re-running in the same folder reuses the corpus and the extracted features (both resume
     where they stopped) and redoes the benchmark, the model and the predictions.
     """
-    from blemore.config import ExperimentConfig
-    from blemore.experiment import run_experiment, train_model
-    from blemore.extract import extract
-    from blemore._io import atomic_write_bytes as _atomic_write
-    from blemore.report import compare_runs, format_compare, plot_timeline
-    from blemore.synth.media import SynthConfig, generate_media_corpus, parse_difficulty
-
     s = settings or demo_settings(quick)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -218,7 +194,7 @@ def run_demo(
     t = stage("predict", f"6/6 predicting {s.predict_clips} held-out clips from their media files")
     pick = _select_clips(corpus.table, s.predict_clips, seed)
     paths = corpus.table.set_index("clip_id").loc[pick, "path"].tolist()
-    pred, srcs = predict_media(model, paths, out / "predict" / "features", workers=workers, progress=progress)
+    pred, srcs = model.predict_media(paths, out / "predict" / "features", workers=workers, progress=progress)
     truth = corpus.table.set_index("clip_id")["label"]
     ptab = pred.table()
     ptab.insert(1, "truth", [truth[c].name() for c in ptab["clip_id"]])

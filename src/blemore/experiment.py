@@ -45,11 +45,13 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from blemore.bundle import ModelBundle
 from blemore.config import ExperimentConfig
+from blemore.dataset import ensure_folds, load_metadata
+from blemore.decoders import DecoderFit
 from blemore.errors import BlemoreError
 from blemore.features import FeatureSet, TransformChain, load_features
 from blemore.fusion import Fusion, create_fusion
-from blemore.decoders import DecoderFit
 from blemore.heads.base import Head, create_head
 from blemore.heads.training import EvalSet, FitHistory, TrainSpec, aggregate_rows
 from blemore.labels import (
@@ -60,8 +62,12 @@ from blemore.labels import (
     TARGET_TO_MASK,
     TARGETS,
 )
-from blemore.metrics import score_codes
+from blemore.metrics import per_class, per_configuration, score_codes
+from blemore.normalise import actor_norm_summary
 from blemore.pooling import Pooling
+from blemore.predictions import code_names
+from blemore.report import write_run
+from blemore.submission import submission_dict
 
 __all__ = [
     "run_experiment", "train_model", "Experiment", "RunResult", "Selection", "Part", "Job",
@@ -197,21 +203,6 @@ def trivial_targets(train_target: np.ndarray) -> dict[str, int]:
     return {"single": single, "blend": blend}
 
 
-def _codes_to_entries(mask: int, target: int) -> list[dict]:
-    if target != INVALID:
-        return TARGETS[int(target)].to_prediction()
-    emos = [e for i, e in enumerate(EMOTIONS) if mask >> i & 1] or ["neu"]
-    return [{"emotion": e, "salience": round(100.0 / len(emos), 1)} for e in emos]
-
-
-def submission_dict(clip_ids: Sequence[str], mask: np.ndarray, target: np.ndarray) -> dict:
-    """The challenge JSON ``{"predictions": {"<clip_id>.mov": [{"emotion", "salience"}, ...]}}``
-    (keys by :func:`blemore.submission.submission_key`)."""
-    from blemore.submission import make_submission
-
-    return make_submission({cid: _codes_to_entries(int(m), int(t)) for cid, m, t in zip(clip_ids, mask, target)})
-
-
 def _seed_for(base: int, exclude: frozenset, group: int) -> int:
     key = ",".join(str(x) for x in sorted(exclude)) + f"|{group}"
     return (int(base) * 1_000_003 + zlib.crc32(key.encode())) % (2**31 - 1)
@@ -245,8 +236,6 @@ class Experiment:
 
     # -- preparation --------------------------------------------------------------------
     def _prepare(self, table, test_table, features) -> None:
-        from blemore.dataset import ensure_folds, load_metadata
-
         cfg = self.cfg
         if table is None:
             if not cfg.metadata:
@@ -496,6 +485,20 @@ class Experiment:
 
 
 # ----------------------------------------------------------------------------- entry points
+def _first_chain(job: Job | None) -> TransformChain | None:
+    return job.parts[0].chain if job is not None and job.parts else None
+
+
+def _actor_norm_report(exp: Experiment, final_job: Job | None) -> dict | None:
+    """What per-actor normalisation did (:func:`blemore.normalise.actor_norm_summary`): the
+    models that held each outer fold out, and the final model on the test clips."""
+    folds = {k: (_first_chain(exp.jobs.get(frozenset({k}))), exp.actor[exp.fold_positions(k)]) for k in exp.folds}
+    test = None
+    if final_job is not None and exp.test_pos is not None and len(exp.test_pos):
+        test = (_first_chain(final_job), exp.actor[exp.test_pos])
+    return actor_norm_summary(exp.cfg.transforms, folds, test)
+
+
 def _prediction_frame(exp: Experiment, pos: np.ndarray, outputs: np.ndarray, mask: np.ndarray,
                       target: np.ndarray, extra: Mapping[str, Any]) -> pd.DataFrame:
     proba = exp.probe.outputs_to_proba(outputs)
@@ -505,8 +508,7 @@ def _prediction_frame(exp: Experiment, pos: np.ndarray, outputs: np.ndarray, mas
         "actor": exp.actor[pos],
         **{k: v for k, v in extra.items()},
         "true": [TARGETS[t].name() if t >= 0 else "" for t in true],
-        "pred": [TARGETS[t].name() if t >= 0 else "+".join(e for i, e in enumerate(EMOTIONS) if m >> i & 1)
-                 for m, t in zip(mask, target)],
+        "pred": code_names(mask, target),
         "true_target": true,
         "pred_target": target,
         "pred_mask": mask,
@@ -554,8 +556,6 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, table: pd.Da
     pooled = score_codes(mask_all, tgt_all, exp.target[pos_all])
     val["pooled"] = {"acc_presence": pooled["acc_presence"], "acc_salience": pooled["acc_salience"],
                      "n_clips": pooled["n_clips"], "n_blends": pooled["n_blends"]}
-    from blemore.metrics import per_class, per_configuration
-
     preds = pd.concat([
         _prediction_frame(exp, f["positions"], f["outputs"], f["mask"], f["target"],
                           {"fold": f["fold"], "epoch": f["selection"].epoch})
@@ -591,8 +591,6 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, table: pd.Da
         results["final"] = {"selection": sel.as_dict(), "train_clips": len(exp.train_pos),
                             "train_seconds": round(time.perf_counter() - t_fin, 3),
                             "selected_on": "pooled out-of-fold outputs of the outer CV models"}
-        from blemore.bundle import ModelBundle
-
         model = ModelBundle.from_job(exp, job, sel)
         if exp.test_pos is not None and len(exp.test_pos):
             outs = job.outputs("test")
@@ -606,9 +604,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, table: pd.Da
                                    "params": sel.params}
             else:
                 results["test_unlabelled"] = {"n_clips": len(exp.test_pos)}
-    from blemore.normalise import actor_norm_summary  # per-actor normalisation: what it did (None if unused)
-
-    actor_norm = actor_norm_summary(exp, job if want_final else None)
+    actor_norm = _actor_norm_report(exp, job if want_final else None)  # None when not used
     if actor_norm is not None:
         results["actor_norm"] = actor_norm
     results["timing"] = {"total_seconds": round(time.perf_counter() - t_start, 3),
@@ -625,8 +621,6 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, table: pd.Da
                "sources": list(src)}
     result = RunResult(cfg, results, preds, test_df, submission, model, pca, curves)
     if write and cfg.out:
-        from blemore.report import write_run
-
         write_run(result, cfg.out)
     if model is not None and cfg.model_dir:
         model.save(cfg.model_dir)
@@ -639,8 +633,6 @@ def train_model(cfg: ExperimentConfig, *, progress: bool = True, table: pd.DataF
     epoch, fusion weights and thresholds (pooled out-of-fold), then one model is trained on
     everything. Returns a :class:`blemore.bundle.ModelBundle` (saved to ``cfg.model_dir`` when set)
     with the out-of-fold scores in ``bundle.info["cv"]``."""
-    from blemore.bundle import ModelBundle
-
     cfg.validate(partial=features is not None)
     exp = Experiment(cfg.replace(test_metadata=None), table=table, features=features, progress=progress)
     cv = exp.cross_validate(nested=False)

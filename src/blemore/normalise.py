@@ -42,7 +42,7 @@ from blemore.features import FeatureError, Transform, register_transform
 __all__ = [
     "ActorNorm", "actor_standardise", "identity_groups", "estimate_n_groups", "IdentityProjector",
     "adjusted_rand_index", "evaluate_identity_grouping", "GroupingReport", "is_unknown_group",
-    "ACTOR_NORM_MODES", "actor_norm_transforms", "uses_actor_norm", "actor_norm_summary",
+    "ACTOR_NORM_MODES", "actor_norm_transforms", "uses_actor_norm", "actor_norm_summary", "find_actor_norm",
 ]
 
 ACTOR_NORM_MODES = ("off", "on", "cluster")
@@ -71,13 +71,16 @@ def _nan_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def actor_standardise(X: np.ndarray, groups: Sequence[Any], scale: str = "z", min_rows: int = 2,
-                      fallback: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                      fallback: tuple[np.ndarray, np.ndarray] | None = None,
+                      dtype: Any = np.float32) -> np.ndarray:
     """Standardise the rows of each group with that group's own statistics.
 
     ``scale="z"``: subtract the group mean and divide by the group standard deviation
     (per column; constant columns keep scale 1). ``scale="center"``: subtract the group mean
     only. Groups with fewer than ``min_rows`` rows use ``fallback`` ``(mean, std)`` (default:
-    statistics of all rows). NaN values stay NaN (imputed later by ``standardize``).
+    statistics of all rows). NaN values stay NaN (imputed later by ``standardize``). The
+    result has ``dtype`` (float32 for features; the PCA plots of :mod:`blemore.report` ask
+    for float64).
     """
     if scale not in ("z", "center"):
         raise FeatureError(f"actor-norm scale must be 'z' or 'center', got {scale!r}")
@@ -94,7 +97,7 @@ def actor_standardise(X: np.ndarray, groups: Sequence[Any], scale: str = "z", mi
         else:
             m, s = fb
         out[idx] = (X[idx] - m) / s if scale == "z" else X[idx] - m
-    return out.astype(np.float32)
+    return out.astype(dtype, copy=False)
 
 
 # ----------------------------------------------------------------------------- identity
@@ -391,10 +394,12 @@ def evaluate_identity_grouping(X: np.ndarray, actors: Sequence[Any], folds: Sequ
 
 
 # ----------------------------------------------------------------------------- run summary
-def _actor_norm_of(job, group: int = 0) -> "ActorNorm | None":
-    if job is None or not job.parts:
+def find_actor_norm(chain) -> "ActorNorm | None":
+    """The fitted :class:`ActorNorm` in a :class:`~blemore.features.TransformChain` (None
+    when the chain is None or has none)."""
+    if chain is None:
         return None
-    for t in job.parts[group].chain.transforms:
+    for t in chain.transforms:
         if isinstance(t, ActorNorm):
             return t
     return None
@@ -410,12 +415,19 @@ def _grouping_record(an: "ActorNorm", true_actors: Sequence[Any]) -> dict:
     return rec
 
 
-def actor_norm_summary(exp, final_job=None) -> dict | None:
-    """What per-actor normalisation did in a run (None when it was not used): the transform
-    settings, and for clips whose actor was found by clustering, the number of groups and the
-    adjusted Rand index against the true actors when those are known (held-out folds of the
-    outer CV models; the test clips of the final model)."""
-    spec = uses_actor_norm(getattr(exp.cfg, "transforms", []))
+def actor_norm_summary(transforms: Sequence[Any], folds: Mapping[int, tuple[Any, Sequence[Any]]],
+                       test: tuple[Any, Sequence[Any]] | None = None) -> dict | None:
+    """What per-actor normalisation did in a run (None when ``transforms``, the run's transform
+    specs, do not use it): the transform settings, and for clips whose actor was found by
+    clustering, the number of groups and the adjusted Rand index against the true actors when
+    those are known.
+
+    ``folds`` maps each outer fold to ``(chain, true_actors)``: the fitted
+    :class:`~blemore.features.TransformChain` of the model that held that fold out (None when
+    there is none) and the true actors of the fold's clips, in the order the chain last
+    transformed them. ``test`` is the same pair for the final model and the test clips.
+    """
+    spec = uses_actor_norm(transforms or [])
     if spec is None:
         return None
     out: dict[str, Any] = {
@@ -426,18 +438,18 @@ def actor_norm_summary(exp, final_job=None) -> dict | None:
                           if spec.get("identity") == "cluster" else
                           "actors taken from the metadata, clips of unknown actors grouped by clustering"),
     }
-    folds = []
-    for k in exp.folds:
-        an = _actor_norm_of(exp.jobs.get(frozenset({k})))
+    recs = []
+    for k, (chain, actors) in folds.items():
+        an = find_actor_norm(chain)
         if an is None:
             continue
-        rec = {"fold": int(k), **_grouping_record(an, list(exp.actor[exp.fold_positions(k)]))}
-        folds.append(rec)
-    out["folds"] = folds
-    aris = [f["ari"] for f in folds if "ari" in f]
+        recs.append({"fold": int(k), **_grouping_record(an, list(actors))})
+    out["folds"] = recs
+    aris = [f["ari"] for f in recs if "ari" in f]
     if aris:
         out["ari_mean"] = float(np.mean(aris))
-    an = _actor_norm_of(final_job)
-    if an is not None and getattr(exp, "test_pos", None) is not None and len(exp.test_pos):
-        out["test"] = _grouping_record(an, list(exp.actor[exp.test_pos]))
+    if test is not None:
+        an = find_actor_norm(test[0])
+        if an is not None and len(test[1]):
+            out["test"] = _grouping_record(an, list(test[1]))
     return out

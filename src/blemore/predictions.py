@@ -23,6 +23,11 @@ distinct non-neutral emotions with saliences 50/50, 70/30 or 30/70. ``blemore su
 ``blemore score`` both use this one check, so a file scored locally is a file the challenge
 accepts (``score`` additionally accepts numeric strings such as ``"70"``).
 
+**From codes** (:func:`code_name`, :func:`code_entries`, :func:`prediction_table`): decoded
+``(mask, target)`` codes -> readable names (``ang+hap 70/30``) -> one clip's challenge entry ->
+a readable table; every module that shows or submits predictions (runner, model bundles,
+:func:`blemore.submission.submission_dict`, demo) goes through these.
+
 **JSON** (:func:`load_json_strict`): duplicate keys in any JSON object are an error naming the
 file and the key (``json`` would silently keep the last one).
 """
@@ -38,11 +43,11 @@ from typing import Any, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from blemore.errors import BlemoreError
-from blemore.labels import BLEND_EMOTIONS, EMOTIONS, NEUTRAL
+from blemore.labels import BLEND_EMOTIONS, EMOTIONS, INVALID, NEUTRAL, TARGETS, mask_names
 
 __all__ = [
     "ProbabilityTableError", "PredictionFileError", "ProbabilityTable", "read_probabilities", "ID_COLUMNS", "PROB_PREFIXES",
-    "entry_problems", "load_json_strict",
+    "entry_problems", "load_json_strict", "code_name", "code_names", "code_entries", "prediction_table",
 ]
 
 ID_COLUMNS = ("clip_id", "filename")
@@ -301,3 +306,50 @@ def load_json_strict(path: str | os.PathLike, error: type[BlemoreError] = Predic
         raise error(f"{src}: not valid JSON ({e})") from None
     except (ValueError, RecursionError) as e:  # int-conversion limit, absurd nesting
         raise error(f"{src}: not usable JSON ({str(e)[:120]})") from None
+
+
+# ----------------------------------------------------------------------------- from codes
+# Decoded codes -> names -> challenge entries -> prediction table. Every place that turns
+# ``(mask, target)`` codes (:mod:`blemore.decode`, :mod:`blemore.decoders`) into something a
+# person or the challenge reads goes through these: the runner's prediction CSVs, model
+# bundles' tables, the challenge JSON (:func:`blemore.submission.submission_dict`), the demo.
+
+def code_name(mask: int, target: int) -> str:
+    """A readable prediction: the target's name (``hap``, ``ang+hap 70/30``) when ``target``
+    is valid, else the emotions present in ``mask`` joined by ``+`` (``""`` for none)."""
+    if int(target) != INVALID:
+        return TARGETS[int(target)].name()
+    return "+".join(mask_names(int(mask)))
+
+
+def code_names(mask: Sequence[int], target: Sequence[int]) -> list[str]:
+    """:func:`code_name` of every clip."""
+    return [code_name(m, t) for m, t in zip(mask, target)]
+
+
+def code_entries(mask: int, target: int) -> list[dict]:
+    """One clip's challenge entry ``[{"emotion", "salience"}, ...]``: the target's own entry
+    when valid; otherwise the emotions present with equal saliences (``neu`` when none)."""
+    if int(target) != INVALID:
+        return TARGETS[int(target)].to_prediction()
+    emos = mask_names(int(mask)) or [NEUTRAL]
+    return [{"emotion": e, "salience": round(100.0 / len(emos), 1)} for e in emos]
+
+
+def prediction_table(clip_ids: Sequence[str], proba: np.ndarray, mask: Sequence[int], target: Sequence[int],
+                     decimals: int = 4) -> Any:
+    """A readable pandas DataFrame, one row per clip: ``clip_id``, ``emotions`` (``ang+hap``),
+    ``salience`` (``70/30``; empty when the target is invalid) and ``p_<emotion>`` probabilities
+    rounded to ``decimals``."""
+    import pandas as pd
+
+    rows = []
+    for cid, m, t, p in zip(clip_ids, mask, target, np.asarray(proba)):
+        if int(t) != INVALID:
+            lab = TARGETS[int(t)]
+            emos, sal = "+".join(lab.emotions), "/".join(str(s) for s in lab.saliences)
+        else:
+            emos, sal = "+".join(mask_names(int(m))), ""
+        rows.append({"clip_id": cid, "emotions": emos, "salience": sal,
+                     **{f"p_{e}": round(float(v), decimals) for e, v in zip(EMOTIONS, p)}})
+    return pd.DataFrame(rows, columns=["clip_id", "emotions", "salience", *[f"p_{e}" for e in EMOTIONS]])

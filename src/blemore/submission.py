@@ -30,7 +30,7 @@ from blemore._io import atomic_write_bytes as _atomic_write_bytes
 from blemore.errors import BlemoreError
 from blemore.labels import Label, clip_id_from_path
 from blemore.metrics import unwrap_predictions
-from blemore.predictions import PredictionFileError, entry_problems, load_json_strict
+from blemore.predictions import PredictionFileError, code_entries, entry_problems, load_json_strict
 
 SUBMISSION_EXTENSION = ".mov"
 """The extension of every key in the challenge JSON (the clips are ``.mov`` files)."""
@@ -116,6 +116,13 @@ def make_submission(predictions: Mapping[str, Label | Sequence[Mapping]]) -> dic
     if problems:
         raise SubmissionError(problems)
     return {"predictions": {k: out[k] for k in sorted(out)}}
+
+
+def submission_dict(clip_ids: Sequence[str], mask: Sequence[int], target: Sequence[int]) -> dict:
+    """The challenge JSON ``{"predictions": {"<clip_id>.mov": [{"emotion", "salience"}, ...]}}``
+    from decoded ``(mask, target)`` codes (entries by :func:`blemore.predictions.code_entries`,
+    keys by :func:`submission_key`)."""
+    return make_submission({cid: code_entries(int(m), int(t)) for cid, m, t in zip(clip_ids, mask, target)})
 
 
 
@@ -215,6 +222,6 @@ def validate_submission(
 
 __all__ = [
     "SUBMISSION_EXTENSION", "ZIP_MEMBER", "SubmissionError", "submission_key", "load_template",
-    "template_keys", "load_json", "load_predictions", "make_submission", "write_predictions",
+    "template_keys", "load_json", "load_predictions", "make_submission", "submission_dict", "write_predictions",
     "write_submission", "read_submission", "validate_submission",
 ]
