@@ -127,3 +127,37 @@ def test_entry_problems():
     assert "not a JSON number" in entry_problems("k", [{"emotion": "hap", "salience": 10 ** 400}])[0]
     assert entry_problems("k", [], strict=False) == []
     assert all(p.startswith("k:") for p in entry_problems("k", [{"emotion": 3, "salience": -1}, 4]))
+
+
+def test_score_with_metadata_never_scores_clips_outside_it(tmp_path):
+    """issue 11: score --metadata labelled predicted clips outside the metadata from their ids."""
+    from blemore.dataset import clip_table, write_metadata
+
+    ids, labels, _ = _labels_probs(10)
+    meta = tmp_path / "meta.csv"
+    write_metadata(clip_table(ids[:8], labels=labels[:8]), meta)
+    # every prediction right for the 8 metadata clips, wrong for the 2 outside it
+    preds = {i: lab.to_prediction() for i, lab in zip(ids[:8], labels[:8])}
+    preds.update({i: [{"emotion": "neu", "salience": 100}] if lab.emotions != ("neu",) else
+                  [{"emotion": "hap", "salience": 100}] for i, lab in zip(ids[8:], labels[8:])})
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps({"predictions": preds}))
+    r = _cli("score", f, "--metadata", meta, ok=False)
+    assert "2 predicted clip(s) are not in the metadata" in r.output and ids[8] in r.output
+    got = json.loads(_cli("score", f, "--metadata", meta, "--allow-partial", "--json").output)
+    assert got["n_clips"] == 8 and got["acc_presence"] == 1.0
+
+
+def test_score_rejects_what_submit_rejects(tmp_path):
+    """issue 11: duplicate emotion / -5 / 60+60 / [] / duplicate keys were scored."""
+    ids, labels, _ = _labels_probs(3)
+    for bad in ('[{"emotion": "hap", "salience": 50}, {"emotion": "hap", "salience": 50}]',
+                '[{"emotion": "hap", "salience": -5}]', '[]',
+                '[{"emotion": "hap", "salience": 60}, {"emotion": "sad", "salience": 60}]'):
+        body = ", ".join(f'"{i}": ' + (bad if k == 0 else json.dumps(lab.to_prediction()))
+                         for k, (i, lab) in enumerate(zip(ids, labels)))
+        (tmp_path / "p.json").write_text("{" + body + "}")
+        assert "Traceback" not in _cli("score", tmp_path / "p.json", ok=False).output
+    body = ", ".join(f'"{i}": ' + json.dumps(lab.to_prediction()) for i, lab in zip(ids, labels))
+    (tmp_path / "d.json").write_text("{" + body + f', "{ids[0]}": [{{"emotion": "hap", "salience": 100}}]' + "}")
+    assert "appears twice" in _cli("score", tmp_path / "d.json", ok=False).output

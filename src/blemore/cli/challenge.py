@@ -77,6 +77,7 @@ def score_cmd(predictions: str, metadata: tuple[str, ...], fold: int | None, all
     labelled clip of the metadata must be predicted (unless --allow-partial).
     """
     from blemore.dataset import labels_for_clips, truth_from_table
+    from blemore.labels import clip_id_from_path
     from blemore.metrics import per_configuration, per_emotion, score_predictions
     from blemore.submission import load_predictions
 
@@ -92,9 +93,16 @@ def score_cmd(predictions: str, metadata: tuple[str, ...], fold: int | None, all
         if len(scored) == 0:
             raise UserError(f"no metadata clip is in fold {fold}")
         truth = truth_from_table(scored)
-        # predicted clips outside the metadata still count when their id carries a label
+        # the metadata is the truth: a predicted clip outside it is never scored (not even when its
+        # id carries a label), and it is an error unless --allow-partial
         in_table = set(table["clip_id"])
-        truth.update({c: lab for c, lab in labels.items() if c not in in_table})
+        outside = [str(k) for k in preds if clip_id_from_path(str(k)) not in in_table]
+        if outside and not allow_partial:
+            raise UserError(
+                f"{len(outside)} predicted clip(s) are not in the metadata ({', '.join(metadata)}): "
+                + ", ".join(outside[:10]) + (f", ... ({len(outside) - 10} more)" if len(outside) > 10 else "")
+                + "; pass --allow-partial to score only the metadata's clips")
+        unlabelled = [c for c in unlabelled if clip_id_from_path(str(c)) in in_table]
     if unlabelled and not allow_partial:
         hint = " (anonymised test ids need --metadata with labels)" if table is None else ""
         raise UserError(
