@@ -144,6 +144,9 @@ class AudioEncoder(HFExtractor):
             self.do_normalize = bool(self.config.normalize)
         else:
             self.do_normalize = bool(prep.get("do_normalize", True))
+        self._check_layers()
+
+    def _check_layers(self) -> None:
         spec = parse_layers(self.config.layers)
         if spec is not None:
             spec.check(self.num_layers, self.name)
@@ -178,6 +181,22 @@ class AudioEncoder(HFExtractor):
             plan.append((max(0, a - ctx), min(total, b + ctx), a, b))
         return plan
 
+    # -- what a row is (subclasses may stack or concatenate layers) --------------------------------
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        """The shape of one output row (``(dim,)``; a layer-stacking subclass adds a layer axis)."""
+        return (self.dim,)
+
+    @property
+    def wants_hidden_states(self) -> bool:
+        return parse_layers(self.config.layers) is not None
+
+    def pool_hidden(self, res):
+        """``(B, T, *row_shape)`` tensor from a model output: the last hidden state, or the mean of
+        the selected hidden states."""
+        spec = parse_layers(self.config.layers)
+        return spec.pool(res.hidden_states) if spec is not None else res.last_hidden_state
+
     def embed(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows ``(T, D)`` float32 and their times ``(T,)`` for a 16 kHz mono waveform."""
         import torch
@@ -185,11 +204,10 @@ class AudioEncoder(HFExtractor):
         self.load()
         w = self.preprocess(wave)
         plan = self.chunk_plan(len(w))
-        out = np.zeros((plan[-1][3] if plan else 0, self.dim), dtype=np.float32)
+        out = np.zeros((plan[-1][3] if plan else 0, *self.row_shape), dtype=np.float32)
         groups: dict[int, list[tuple[int, int, int, int]]] = {}
         for c in plan:
             groups.setdefault(c[1] - c[0], []).append(c)
-        spec = parse_layers(self.config.layers)
         n_batches = sum(-(-len(g) // self.config.batch_size) for g in groups.values())
         with self._progress(n_batches, f"{self.name} chunks") as bar, torch.inference_mode():
             for _, chunks in sorted(groups.items()):
@@ -198,9 +216,8 @@ class AudioEncoder(HFExtractor):
                     x = np.stack([w[a * self.hop: (b - 1) * self.hop + self.field] for a, b, _, _ in batch])
                     x_t = torch.from_numpy(x).to(self.device)
                     with self._autocast():
-                        res = self.model(x_t, output_hidden_states=spec is not None)
-                    h = spec.pool(res.hidden_states) if spec is not None else res.last_hidden_state
-                    h = h.float().cpu().numpy()
+                        res = self.model(x_t, output_hidden_states=self.wants_hidden_states)
+                    h = self.pool_hidden(res).float().cpu().numpy()
                     for row, (a, b, ka, kb) in zip(h, batch):
                         if row.shape[0] != b - a:
                             raise RuntimeError(f"{self.name}: expected {b - a} rows for a chunk, got {row.shape[0]}")

@@ -1,0 +1,152 @@
+"""wav2vec2 family with tiny random models of the real architectures: layer ranges (mean, concat,
+all), audEERING's A/D/V head in the published checkpoint layout, errors."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from blemore.extractors import create_extractor, get_extractor_class  # noqa: E402
+from blemore.extractors._hf import WeightsUnavailableError  # noqa: E402
+from blemore.extractors.wav2vec2 import Wav2Vec2Emotion, Wav2Vec2Family  # noqa: E402
+
+SR = 16000
+TINY = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=48,
+            conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+            do_stable_layer_norm=True, feat_extract_norm="layer")
+
+
+def _wave(seconds: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    return (0.3 * np.sin(2 * np.pi * 180 * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def _norm(w):
+    return ((w - w.mean()) / np.sqrt(w.var() + 1e-7)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A plain wav2vec2 folder, and one in audEERING's published layout: config.json with
+    architectures ["EmotionModel"], tensors ``wav2vec2.*`` + ``classifier.dense/out_proj``."""
+    root = tmp_path_factory.mktemp("w2v")
+    torch.manual_seed(0)
+    model = transformers.Wav2Vec2Model(transformers.Wav2Vec2Config(**TINY)).eval()
+    model.save_pretrained(root / "plain")
+    transformers.Wav2Vec2FeatureExtractor(do_normalize=True).save_pretrained(root / "plain")
+
+    emo = root / "emotion"
+    emo.mkdir()
+    cfg = transformers.Wav2Vec2Config(**TINY, num_labels=3).to_dict()
+    cfg["architectures"] = ["EmotionModel"]
+    cfg["id2label"] = {"0": "arousal", "1": "dominance", "2": "valence"}
+    (emo / "config.json").write_text(json.dumps(cfg))
+    g = torch.Generator().manual_seed(1)
+    head = {"classifier.dense.weight": torch.randn(32, 32, generator=g) * 0.2,
+            "classifier.dense.bias": torch.randn(32, generator=g) * 0.1,
+            "classifier.out_proj.weight": torch.randn(3, 32, generator=g) * 0.2,
+            "classifier.out_proj.bias": torch.randn(3, generator=g) * 0.1}
+    sd = {f"wav2vec2.{k}": v for k, v in model.state_dict().items()}
+    sd.update(head)
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(emo / "model.safetensors"))
+    transformers.Wav2Vec2FeatureExtractor(do_normalize=True).save_pretrained(emo)
+    return {"plain": root / "plain", "emotion": emo, "model": model, "head": head}
+
+
+def _hidden(model, wave):
+    with torch.no_grad():
+        return [h[0].numpy() for h in model(torch.from_numpy(_norm(wave))[None], output_hidden_states=True).hidden_states]
+
+
+def _last(model, wave):
+    with torch.no_grad():
+        return model(torch.from_numpy(_norm(wave))[None]).last_hidden_state[0].numpy()
+
+
+def test_registered_defaults():
+    assert get_extractor_class("wav2vec2").default_weights == "facebook/wav2vec2-large-lv60"
+    assert get_extractor_class("wav2vec2-emotion").default_weights == \
+        "audeering/wav2vec2-large-robust-12-ft-emotion-msp-dim"
+    e = create_extractor("wav2vec2", layers="6-12", layer_pool="concat")
+    assert (e.dim, e.rate, e.modality) == (7 * 1024, 50.0, "audio")
+    assert create_extractor("wav2vec2-emotion", output="avd").columns == ["arousal", "dominance", "valence"]
+
+
+def test_layer_mean_concat_and_all(tiny):
+    wave = _wave(1.0, seed=2)
+    hs = _hidden(tiny["model"], wave)
+    assert len(hs) == 4
+    folder = str(tiny["plain"])
+    mean, t = Wav2Vec2Family(weights=folder, layers="1-2").embed(wave)
+    np.testing.assert_allclose(mean, (hs[1] + hs[2]) / 2, atol=1e-5)
+    np.testing.assert_allclose(t, np.arange(len(mean)) / 50)
+    cat_e = Wav2Vec2Family(weights=folder, layers="1-3", layer_pool="concat")
+    assert cat_e.dim == 96  # read from config.json before loading
+    cat, _ = cat_e.embed(wave)
+    np.testing.assert_allclose(cat, np.concatenate(hs[1:4], axis=1), atol=1e-5)
+    every = Wav2Vec2Family(weights=folder, layers="all")
+    stack, _ = every.embed(wave)
+    assert stack.shape == (len(hs[0]), 4, 32) and every.dim == 32
+    np.testing.assert_allclose(stack, np.stack(hs, axis=1), atol=1e-5)
+    assert every.config_dict()["layer_axis"]["size"] == 4
+    last, _ = Wav2Vec2Family(weights=folder).embed(wave)
+    np.testing.assert_allclose(last, _last(tiny["model"], wave), atol=1e-5)
+    with pytest.raises(ValueError, match="out of range"):
+        Wav2Vec2Family(weights=folder, layers="2-5").load()
+    for bad, msg in (({"layer_pool": "max"}, "layer_pool"), ({"layers": "al"}, "layers"),
+                     ({"output": "avd", "layers": "2"}, "leave layers unset")):
+        with pytest.raises(ValueError, match=msg):
+            Wav2Vec2Family(**bad)
+
+
+def test_audeering_layout_loads_with_its_head(tiny):
+    """The published checkpoint's layout: the encoder under ``wav2vec2.`` and the A/D/V head
+    (mean over time of the last hidden state -> dense -> tanh -> out_proj) computed by hand."""
+    wave = _wave(1.5, seed=3)
+    e = Wav2Vec2Emotion(weights=str(tiny["emotion"]))
+    frames, _ = e.embed(wave)
+    last = _last(tiny["model"], wave)
+    np.testing.assert_allclose(frames, last, atol=1e-5)  # encoder weights loaded, prefix stripped
+    avd_e = Wav2Vec2Emotion(weights=str(tiny["emotion"]), output="avd")
+    avd, t = avd_e.embed(wave)
+    h = {k: v.numpy().astype(np.float64) for k, v in tiny["head"].items()}
+    pooled = last.mean(axis=0)
+    want = np.tanh(pooled @ h["classifier.dense.weight"].T + h["classifier.dense.bias"]) @ \
+        h["classifier.out_proj.weight"].T + h["classifier.out_proj.bias"]
+    assert avd.shape == (1, 3) and avd_e.rate is None and t.tolist() == [0.0]
+    np.testing.assert_allclose(avd[0], want, atol=1e-4)
+    with pytest.raises(Exception, match="regression head"):
+        Wav2Vec2Family(weights=str(tiny["plain"]), output="avd").load()
+
+
+def test_other_model_types_and_refusals(tiny, tmp_path):
+    torch.manual_seed(0)
+    hub = transformers.HubertModel(transformers.HubertConfig(**TINY)).eval()
+    hub.save_pretrained(tmp_path / "hubert")
+    out, _ = Wav2Vec2Family(weights=str(tmp_path / "hubert"), layers="2").embed(_wave(0.5))
+    np.testing.assert_allclose(out, _hidden(hub, _wave(0.5))[2], atol=1e-5)
+    (tmp_path / "clip").mkdir()
+    (tmp_path / "clip" / "config.json").write_text(json.dumps({"model_type": "clip"}))
+    (tmp_path / "clip" / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match="wav2vec2-style model_type"):
+        Wav2Vec2Family(weights=str(tmp_path / "clip")).load()
+
+
+def test_missing_weights_fail_fast(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t0 = time.perf_counter()
+    for cls in (Wav2Vec2Family, Wav2Vec2Emotion):
+        assert not cls.weights_available()
+        with pytest.raises(WeightsUnavailableError) as err:
+            cls().load()
+        assert cls.default_weights in str(err.value) and f"hf download {cls.default_weights}" in str(err.value)
+    assert time.perf_counter() - t0 < 3.0
