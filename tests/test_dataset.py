@@ -302,3 +302,18 @@ def test_nan_text_in_emotion_2(tmp_path):
     pd.DataFrame({"filename": ["A1_hap_int1_ver1"], "emotion_1": ["hap"], "emotion_2": ["nan"]}).to_csv(
         tmp_path / "m.csv", index=False)
     assert load_metadata(tmp_path / "m.csv")["label"][0] == Label.single("hap")
+
+
+def test_actor_in_two_folds_is_refused():
+    """issue 11: an actor whose clips sit in two folds was accepted and reported as actor-disjoint."""
+    from blemore.dataset import DatasetError, clip_table, ensure_folds, fold_problems
+    from blemore.labels import TARGETS, format_clip_id
+
+    ids = [format_clip_id(a, TARGETS[i], version=i) for a in (1, 2, 3) for i in range(4)]
+    t = clip_table(ids)
+    t["fold"] = [0, 0, 0, 0, 1, 1, 2, 2, 2, 2, 2, 2]
+    assert fold_problems(t) == ["actor A2 is in several folds: [1, 2]"]
+    with pytest.raises(DatasetError, match=r"actor A2 is in several folds: \[1, 2\]"):
+        ensure_folds(t)
+    t["fold"] = [0] * 4 + [1] * 4 + [2] * 4
+    assert ensure_folds(t)["fold"].tolist() == t["fold"].tolist()

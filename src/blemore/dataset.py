@@ -619,6 +619,19 @@ def leave_one_actor_out(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def fold_problems(table: pd.DataFrame) -> list[str]:
+    """Every actor of the training rows whose clips sit in more than one fold (one line each)."""
+    rows = _fold_rows(table)
+    sub = table[rows]
+    sub = sub[(sub["fold"].to_numpy() >= 0) & sub["actor"].notna().to_numpy()]
+    out = []
+    for actor, folds in sub.groupby("actor", sort=True)["fold"]:
+        fs = sorted(set(int(x) for x in folds))
+        if len(fs) > 1:
+            out.append(f"actor {actor} is in several folds: {fs}")
+    return out
+
+
 def ensure_folds(
     table: pd.DataFrame, k: int = 5, seed: int = 0, gender_column: str | None = None
 ) -> pd.DataFrame:
@@ -631,7 +644,14 @@ def ensure_folds(
     """
     rows = _fold_rows(table)
     f = table["fold"].to_numpy()
-    if not rows.any() or np.all(f[rows] >= 0):
+    if not rows.any():
+        return table.copy()
+    if np.all(f[rows] >= 0):
+        problems = fold_problems(table)
+        if problems:
+            raise DatasetError("ensure_folds", problems + [
+                "the folds must be actor-disjoint (an actor's clips all in one fold); fix the 'fold' column "
+                "or leave it empty to have blemore make the folds"])
         return table.copy()
     if np.all(f[rows] < 0):
         return make_folds(table, k=k, seed=seed, gender_column=gender_column)
@@ -847,6 +867,6 @@ def fold_summary(table: pd.DataFrame, gender_column: str | None = None) -> pd.Da
 __all__ = [
     "CLIP_COLUMNS", "OPTIONAL_COLUMNS", "MEDIA_EXTENSIONS", "METADATA_COLUMNS", "SPLITS",
     "DatasetError", "ClipIdError", "clip_table", "load_metadata", "index_folder", "build_index", "concat_tables",
-    "empty_table", "make_folds", "ensure_folds", "write_metadata", "truth_from_table", "labels_for_clips",
+    "empty_table", "make_folds", "ensure_folds", "fold_problems", "write_metadata", "truth_from_table", "labels_for_clips",
     "fold_summary", "free_id_problem", "parse_label_name", "leave_one_actor_out",
 ]
