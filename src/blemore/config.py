@@ -31,11 +31,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from blemore._toml import tomllib
 from blemore.errors import BlemoreError
 from blemore.heads.training import TrainSpec
 

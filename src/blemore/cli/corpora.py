@@ -8,12 +8,12 @@ table (``surprise = "fea"``) and an ``[options]`` table (recipe options such as
 """
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import click
 
+from blemore._toml import tomllib
 from blemore.cli._errors import UserError
 
 
