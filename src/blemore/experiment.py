@@ -65,6 +65,7 @@ from blemore.labels import (
 from blemore.metrics import per_class, per_configuration, score_codes
 from blemore.normalise import actor_norm_summary
 from blemore.pooling import Pooling
+from blemore.results import RunResult
 from blemore.predictions import code_names
 from blemore.report import write_run
 from blemore.submission import submission_dict
@@ -171,20 +172,6 @@ class Selection:
     def as_dict(self) -> dict:
         return {"epoch": self.epoch, "weights": self.weights, "params": self.params,
                 "acc_presence": self.acc_presence, "acc_salience": self.acc_salience, "score": self.score}
-
-
-@dataclass
-class RunResult:
-    """Everything a run produced (see :func:`blemore.report.write_run` for the files)."""
-
-    config: ExperimentConfig
-    results: dict
-    predictions: pd.DataFrame
-    test_predictions: pd.DataFrame | None = None
-    submission: dict | None = None
-    model: Any = None  # blemore.bundle.ModelBundle when a final model was trained
-    pca: dict | None = None
-    selection_curves: dict = field(default_factory=dict)
 
 
 def _agg(values: Sequence[float]) -> dict:
@@ -619,7 +606,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, table: pd.Da
             X = aggregate_rows(np.nan_to_num(X), owner, len(exp.train_pos))
         pca = {"X": X, "actor": exp.actor[exp.train_pos], "target": exp.target[exp.train_pos],
                "sources": list(src)}
-    result = RunResult(cfg, results, preds, test_df, submission, model, pca, curves)
+    result = RunResult.from_record(cfg, results, preds, test_df, submission, model, pca, curves)
     if write and cfg.out:
         write_run(result, cfg.out)
     if model is not None and cfg.model_dir:

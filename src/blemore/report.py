@@ -285,7 +285,7 @@ def plot_timeline(times: np.ndarray, proba: np.ndarray, path: Path, title: str =
 
 # ----------------------------------------------------------------------------- run folder
 def write_run(result, out: str | os.PathLike) -> Path:
-    """Write a :class:`blemore.experiment.RunResult` into the folder ``out``."""
+    """Write a :class:`blemore.results.RunResult` into the folder ``out`` (sets ``result.files``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     res = result.results
@@ -324,7 +324,8 @@ def write_run(result, out: str | os.PathLike) -> Path:
             plot_selection(result.selection_curves, chosen, spec.eval_epochs(), plots / "selection.png",
                            f"selection ({res['selection']})")
             files["selection"] = "plots/selection.png"
-    res["files"] = files
+    result.files = files  # the typed result knows its files; results.json is its to_dict()
+    res = result.to_dict()
     _atomic_write(out / "results.json", (json.dumps(res, indent=2, default=_json_default) + "\n").encode())
     _atomic_write(out / "results.md", results_markdown(res).encode())
     return out
