@@ -185,10 +185,6 @@ def _find_column(columns: Iterable[str], names: Sequence[str]) -> str | None:
     return None
 
 
-def _blank(v: object) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or str(v).strip() == ""
-
-
 def _percent(s1: float, s2: float) -> tuple[float, float]:
     """Saliences given as fractions (0.7 / 0.3) become percent; percent stays as it is."""
     if 0 <= s1 <= 1 and 0 <= s2 <= 1 and abs(s1 + s2 - 1) < 1e-6:

@@ -24,7 +24,6 @@ guards each extractor folder).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 import shutil
@@ -56,10 +55,6 @@ __all__ = [
 ]
 
 DEFAULT_EXTRACTORS = ("face-mesh", "face-expression", "egemaps")
-
-#: Statuses that mean "done" for resuming (``failed`` is redone only with retry_failed).
-_DONE = ("ok", "no-face", "no-audio", "no-video")
-
 
 from blemore.extractors.base import ExtractorUnavailableError  # noqa: E402  (one class for the whole package)
 
@@ -467,7 +462,3 @@ def _extract(inputs, out, exs: list[Extractor], eng: Engine | None, workers: int
         for w in writers.values():
             w.close()
     return ExtractionSummary(store, len(clips), len(tasks), time.perf_counter() - t0, tallies, failures, interrupted)
-
-
-def summary_json(summary: ExtractionSummary) -> str:
-    return json.dumps(summary.to_dict(), indent=2)

@@ -41,7 +41,7 @@ import json
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -555,19 +555,6 @@ def _evenly_spaced(times: np.ndarray, rate: float | None) -> bool:
     t = np.asarray(times, dtype=np.float64)
     expect = np.arange(len(t)) / float(rate)
     return bool(len(t) == 0 or np.allclose(t, expect, atol=1e-4, rtol=0))
-
-
-def iter_sources(paths: Iterable[str | Path]) -> Iterator[FeatureSource]:
-    """Open each path as a feature folder, or as a store root when it holds feature subfolders."""
-    for p in paths:
-        p = Path(p)
-        try:
-            yield FeatureSource(p)
-        except StoreError:
-            subs = open_store(p)
-            if not subs:
-                raise
-            yield from subs.values()
 
 
 # ----------------------------------------------------------------------------- import
