@@ -66,11 +66,15 @@ def download_model(spec: str, *, cache_dir: str | os.PathLike | None = None, tok
     )
 
     repo_id, revision = parse_hf(spec)
+    endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None  # read now, not when huggingface_hub was imported
+    cache_dir = cache_dir or os.environ.get("HF_HUB_CACHE") or None
     try:
         path = snapshot_download(repo_id, revision=revision, repo_type="model", allow_patterns=BUNDLE_PATTERNS,
                                  cache_dir=cache_dir, token=token, endpoint=endpoint)
     except LocalEntryNotFoundError as e:
-        offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+        from huggingface_hub import constants
+
+        offline = constants.is_offline_mode()
         why = ("HF_HUB_OFFLINE is set and it is not in the local cache" if offline else
                "it is not in the local cache and the Hub cannot be reached")
         raise HubError(f"{spec}: cannot load the model: {why} ({e.__class__.__name__})") from None
@@ -188,7 +192,7 @@ def push_model(model_dir: str | os.PathLike, repo_id: str, *, revision: str | No
     ops = [CommitOperationAdd(path_in_repo="bundle.json", path_or_fileobj=str(root / "bundle.json"))]
     ops += [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(root / f)) for f in files]
     ops.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card))
-    api = HfApi(endpoint=endpoint, token=token)
+    api = HfApi(endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None, token=token)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         if revision:
