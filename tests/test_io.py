@@ -123,8 +123,9 @@ def test_every_file_blemore_writes_has_the_umask_mode(tmp_path, umask, mask):
     names = {p.relative_to(tmp_path).as_posix() for p in files}
     for expected in ("corpus/train_metadata.csv", "corpus/video/config.json", "corpus/video/manifest.csv",
                      "run/results.json", "run/predictions/validation.csv", "run/submission.zip",
-                     "run/plots/confusion.png", "model/bundle.json", "model/part0.pt", "extra/proba.csv"):
+                     "run/plots/confusion.png", "model/bundle.json", "extra/proba.csv"):
         assert expected in names
+    assert any(n.startswith("model/part0.") for n in names)  # the weights file (its format may change)
     assert any(n.startswith("corpus/audio/") and n.endswith(".npy") for n in names)
     wrong = {p.relative_to(tmp_path).as_posix(): oct(_mode(p)) for p in files if _mode(p) != 0o666 & ~mask}
     assert not wrong, f"files without mode {oct(0o666 & ~mask)}: {wrong}"

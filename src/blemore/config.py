@@ -76,7 +76,7 @@ class ExperimentConfig:
     Training: ``preset`` (``"paper"`` or ``"fast"``) with ``train`` overriding its
     :class:`~blemore.heads.training.TrainSpec` fields, ``seed``, ``threads``.
     Protocol: ``selection`` (``"nested"`` or ``"paper"``), ``folds`` / ``fold_seed`` (only used
-    when the metadata has no folds), ``alphas`` / ``betas`` (threshold grid, default the paper's),
+    when the metadata has no folds; ``folds = "loso"``: one fold per actor, replacing the metadata's), ``alphas`` / ``betas`` (threshold grid, default the paper's),
     ``score_weights`` (presence, salience weights of the selection score), ``missing``
     (``"drop"``, ``"impute"`` or ``"error"`` for clips absent from a source).
     Outputs: ``out`` (run folder), ``name``, ``plots``, ``model_dir`` (save the final model).
@@ -98,7 +98,7 @@ class ExperimentConfig:
     window: int = 16
     stride: int | None = None
     transforms: list[Any] = field(default_factory=lambda: ["standardize"])
-    folds: int = 5
+    folds: int | str = 5
     fold_seed: int = 0
     seed: int = 0
     missing: str = "drop"
@@ -125,8 +125,10 @@ class ExperimentConfig:
             raise ConfigError(f"pooling must be 'stats' or 'windows', got {self.pooling!r}")
         if self.missing not in ("drop", "impute", "error"):
             raise ConfigError(f"missing must be 'drop', 'impute' or 'error', got {self.missing!r}")
-        if self.folds < 2:
-            raise ConfigError(f"folds must be >= 2, got {self.folds}")
+        if isinstance(self.folds, str) and self.folds.strip().lower() == "loso":
+            self.folds = "loso"
+        elif isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 2:
+            raise ConfigError(f"folds must be a number >= 2 or 'loso' (leave one actor out), got {self.folds!r}")
         if len(self.score_weights) != 2:
             raise ConfigError(f"score_weights must be [presence, salience], got {self.score_weights}")
         unknown = set(self.train) - {f.name for f in dataclasses.fields(TrainSpec)}

@@ -47,7 +47,7 @@ import pandas as pd
 
 from blemore.bundle import ModelBundle
 from blemore.config import ExperimentConfig
-from blemore.dataset import ensure_folds, load_metadata
+from blemore.dataset import ensure_folds, leave_one_actor_out, load_metadata
 from blemore.decoders import DecoderFit
 from blemore.errors import BlemoreError
 from blemore.features import FeatureSet, TransformChain, load_features
@@ -58,11 +58,12 @@ from blemore.labels import (
     EMOTIONS,
     INVALID,
     N_TARGETS,
+    TARGET_IS_BLEND,
     TARGET_SOFT,
     TARGET_TO_MASK,
     TARGETS,
 )
-from blemore.metrics import per_class, per_configuration, score_codes
+from blemore.metrics import per_class, per_configuration, score_codes, single_emotion_scores
 from blemore.normalise import actor_norm_summary
 from blemore.pooling import Pooling
 from blemore.results import RunResult
@@ -237,7 +238,15 @@ class Experiment:
         if len(train) == 0:
             raise ExperimentError("the metadata has no training clips")
         gcol = "gender" if "gender" in train.columns and train["gender"].notna().all() else None
-        train = ensure_folds(train, k=cfg.folds, seed=cfg.fold_seed, gender_column=gcol)
+        self.fold_note: str | None = None
+        n_actors = train["actor"].nunique()
+        if str(cfg.folds).lower() == "loso":  # leave one actor out, whatever folds the metadata has
+            train = leave_one_actor_out(train)
+        elif (train["fold"] < 0).all() and 2 <= n_actors < int(cfg.folds):  # a small corpus
+            self.fold_note = f"{n_actors} actors: {n_actors} actor-disjoint folds instead of {cfg.folds}"
+            train = ensure_folds(train, k=n_actors, seed=cfg.fold_seed, gender_column=gcol)
+        else:
+            train = ensure_folds(train, k=int(cfg.folds), seed=cfg.fold_seed, gender_column=gcol)
         test = None if test_table is None else test_table.reset_index(drop=True)
         if test is not None:
             clash = set(test["clip_id"]) & set(train["clip_id"])
@@ -276,12 +285,56 @@ class Experiment:
             raise ExperimentError(f"cross-validation needs at least 2 folds, the training clips have {self.folds}")
         self.groups = self.fusion.groups(features.sources)
         self.test_labelled = bool(test is not None and len(test) and (test["target"] >= 0).all())
+        self._make_inner_folds()
+
+    def _make_inner_folds(self) -> None:
+        """With fewer than three folds, nested selection cannot hold out a second fold (nothing
+        would be left to train on), so each outer fold's training part gets its own inner folds:
+        by actor (up to 3) when it has several actors, else by clip (3 seeded random parts).
+        Inner folds get ids above every real fold (``self.inner``: id -> clip positions;
+        ``self.inner_of``: outer fold -> its inner ids); :meth:`positions_without` leaves
+        them out like real folds. ``self.inner_note`` says what was done (None: not needed)."""
+        self.inner: dict[int, np.ndarray] = {}
+        self.inner_of: dict[int, list[int]] = {}
+        self.inner_note: str | None = None
+        if len(self.folds) >= 3:
+            return
+        rng = np.random.default_rng(self.cfg.fold_seed)
+        next_id = max(self.folds) + 1
+        kinds = set()
+        for k in self.folds:
+            pos = self.positions_without(frozenset({k}))
+            actors = sorted({str(a) for a in self.actor[pos]})
+            if len(actors) >= 2:
+                m = min(3, len(actors))
+                kinds.add(f"by actor ({m} folds)")
+                order = [actors[i] for i in rng.permutation(len(actors))]
+                part_of = {a: i % m for i, a in enumerate(order)}
+                parts = [pos[np.array([part_of[str(a)] == i for a in self.actor[pos]])] for i in range(m)]
+            else:
+                m = min(3, len(pos))
+                if m < 2:
+                    raise ExperimentError(f"nested selection: the training part without fold {k} has {len(pos)} "
+                                          "clip(s), too few for inner folds; use --selection paper")
+                kinds.add(f"by clip ({m} folds, one actor)")
+                parts = [np.sort(p) for p in np.array_split(rng.permutation(pos), m)]
+            self.inner_of[k] = []
+            for p in parts:
+                self.inner[next_id] = p
+                self.inner_of[k].append(next_id)
+                next_id += 1
+        self.inner_note = (f"{len(self.folds)} actor folds are too few to hold out a second fold, so nested "
+                           f"selection used inner folds made within each training part: {', '.join(sorted(kinds))}")
 
     def fold_positions(self, k: int) -> np.ndarray:
         return self.train_pos[self.fold[self.train_pos] == k]
 
     def positions_without(self, exclude: frozenset) -> np.ndarray:
-        return self.train_pos[~np.isin(self.fold[self.train_pos], list(exclude))]
+        pos = self.train_pos[~np.isin(self.fold[self.train_pos], list(exclude))]
+        for e in exclude:
+            if e in getattr(self, "inner", {}):
+                pos = pos[~np.isin(pos, self.inner[e])]
+        return pos
 
     # -- training -----------------------------------------------------------------------
     def _rows(self, sources: Sequence[str], pos: np.ndarray):
@@ -365,7 +418,10 @@ class Experiment:
     def plan(self, nested: bool) -> list[tuple[frozenset, dict[str, np.ndarray]]]:
         """The jobs cross-validation needs (outer jobs first)."""
         jobs = [(frozenset({k}), {f"fold{k}": self.fold_positions(k)}) for k in self.folds]
-        if nested:
+        if nested and self.inner_of:  # too few folds: inner folds within each training part
+            for k in self.folds:
+                jobs += [(frozenset({k, i}), {f"fold{i}": self.inner[i]}) for i in self.inner_of[k]]
+        elif nested:
             for a in range(len(self.folds)):
                 for b in range(a + 1, len(self.folds)):
                     j, k = self.folds[a], self.folds[b]
@@ -393,13 +449,13 @@ class Experiment:
             if nested:
                 inner_out: list[list[np.ndarray]] = [[] for _ in self.groups]
                 inner_true = []
-                for j in self.folds:
+                for j in (self.inner_of[k] if self.inner_of else self.folds):
                     if j == k:
                         continue
                     job = self.jobs[frozenset({j, k})]
                     for g, o in enumerate(job.outputs(f"fold{j}")):
                         inner_out[g].append(o)
-                    inner_true.append(self.target[self.fold_positions(j)])
+                    inner_true.append(self.target[self.inner[j] if self.inner_of else self.fold_positions(j)])
                 sel = self.select([np.concatenate(o, axis=1) for o in inner_out], np.concatenate(inner_true),
                                   outer.epochs)
             else:
@@ -589,6 +645,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, table: pd.Da
                 results["test"] = {"acc_presence": s["acc_presence"], "acc_salience": s["acc_salience"],
                                    "n_clips": s["n_clips"], "n_blends": s["n_blends"], "epoch": sel.epoch,
                                    "params": sel.params}
+                _no_blend_view(results["test"], target, exp.target[exp.test_pos])
             else:
                 results["test_unlabelled"] = {"n_clips": len(exp.test_pos)}
     actor_norm = _actor_norm_report(exp, job if want_final else None)  # None when not used
@@ -598,6 +655,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, table: pd.Da
                          "cv_seconds": round(cv_seconds, 3),
                          "cv_seconds_per_fold": round(cv_seconds / len(exp.folds), 3),
                          "trainings": len(exp.jobs)}
+    _corpus_view(exp, cfg, results, tgt_all, exp.target[pos_all], cv["nested"])
     pca = None
     if cfg.plots:
         src = exp.groups[0]
@@ -614,14 +672,60 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, table: pd.Da
     return result
 
 
+def _no_blend_view(part: dict, pred_target: np.ndarray, true_target: np.ndarray) -> bool:
+    """Without blends in ``true_target``, salience is undefined: ``part["acc_salience"]``
+    becomes None (null in JSON, "n/a (no blends)" in reports, never 0; over folds:
+    ``{"mean": null, "std": null, ...}``) and the single-emotion
+    scores (accuracy, UAR, macro-F1, 6x6 confusion) are added. Returns whether there were none."""
+    if bool(TARGET_IS_BLEND[true_target[true_target >= 0]].any()):
+        return False
+    part["acc_salience"] = None
+    part["single_emotion"] = single_emotion_scores(pred_target, true_target)
+    return True
+
+
+def _corpus_names(table: pd.DataFrame | None, path: Any) -> list[str]:
+    """The corpora a table's clips come from: its ``corpus`` column, else the metadata file's name."""
+    if table is None:
+        return []
+    if "corpus" in table.columns and table["corpus"].notna().any():
+        return sorted({str(c) for c in table["corpus"] if isinstance(c, str) and c})
+    return [Path(str(path)).stem] if path else []
+
+
+def _corpus_view(exp: Experiment, cfg: ExperimentConfig, results: dict, pred_target: np.ndarray,
+                 true_target: np.ndarray, nested: bool) -> None:
+    """What the run says about the corpora: their names (train / test), how nested selection was
+    done on a small corpus, and salience as None when the validation clips have no blends."""
+    val = results["validation"]
+    results["data"]["corpora"] = {"train": _corpus_names(exp.train_table, cfg.metadata),
+                                  "test": _corpus_names(exp.test_table, cfg.test_metadata)}
+    if exp.fold_note:
+        results["data"]["folds_note"] = exp.fold_note
+    if nested and exp.inner_note:
+        val["inner_folds"] = exp.inner_note
+    if _no_blend_view(val, pred_target, true_target):
+        none = {"mean": None, "std": None, "folds": [None] * len(val["folds"])}
+        val["acc_salience"] = dict(none)
+        for f in val["folds"]:
+            f["acc_salience"] = None
+        val["pooled"]["acc_salience"] = None
+        for t in results["trivial"].values():
+            t["acc_salience"] = dict(none)
+    for t in results["trivial"].values():
+        if "test" in t and "test" in results and results["test"].get("acc_salience", 0) is None:
+            t["test"]["acc_salience"] = None
+
+
 def train_model(cfg: ExperimentConfig, *, progress: bool = True, table: pd.DataFrame | None = None,
-                features: FeatureSet | None = None):
+                features: FeatureSet | None = None, engine: Any = None):
     """Train a deployable model on all labelled training clips: the outer CV models choose the
     epoch, fusion weights and thresholds (pooled out-of-fold), then one model is trained on
     everything. Returns a :class:`blemore.bundle.ModelBundle` (saved to ``cfg.model_dir`` when set)
     with the out-of-fold scores in ``bundle.info["cv"]``."""
     cfg.validate(partial=features is not None)
-    exp = Experiment(cfg.replace(test_metadata=None), table=table, features=features, progress=progress)
+    exp = Experiment(cfg.replace(test_metadata=None), table=table, features=features, progress=progress,
+                     engine=engine)
     cv = exp.cross_validate(nested=False)
     sel = exp.final_selection()
     job = exp.train_final(sel)

@@ -280,7 +280,49 @@ def per_configuration(pred_mask: np.ndarray, pred_target: np.ndarray, true_targe
     }
 
 
+def single_emotion_scores(pred_target: np.ndarray, true_target: np.ndarray) -> dict:
+    """The single-label view for corpora without blends (speech-emotion conventions), over
+    clips whose true label is one emotion:
+
+    * ``confusion``: 6x6 counts, rows true, columns predicted, in :data:`EMOTIONS` order;
+      ``other`` counts per true emotion the predictions that are no single emotion (a blend
+      or nothing): they are wrong and count in recall;
+    * ``accuracy``: correct / clips;
+    * ``uar``: unweighted average recall, the mean recall over the emotions that occur;
+    * ``macro_f1``: mean F1 over the emotions that occur in the truth or the predictions.
+    """
+    p = np.asarray(pred_target, dtype=np.int64)
+    t = np.asarray(true_target, dtype=np.int64)
+    keep = (t >= 0) & (t < len(EMOTIONS))
+    p, t = p[keep], t[keep]
+    k = len(EMOTIONS)
+    single = (p >= 0) & (p < k)
+    conf = np.zeros((k, k), dtype=np.int64)
+    np.add.at(conf, (t[single], p[single]), 1)
+    other = np.bincount(t[~single], minlength=k).astype(np.int64)
+    n = len(t)
+    rows = conf.sum(axis=1) + other
+    cols = conf.sum(axis=0)
+    tp = np.diag(conf).astype(np.float64)
+    present = rows > 0
+    recall = np.divide(tp, rows, out=np.zeros(k), where=rows > 0)
+    precision = np.divide(tp, cols, out=np.zeros(k), where=cols > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k), where=(precision + recall) > 0)
+    used = present | (cols > 0)
+    return {
+        "n_clips": int(n),
+        "accuracy": float(tp.sum() / n) if n else 0.0,
+        "uar": float(recall[present].mean()) if present.any() else 0.0,
+        "macro_f1": float(f1[used].mean()) if used.any() else 0.0,
+        "recall": {e: float(recall[i]) for i, e in enumerate(EMOTIONS) if present[i]},
+        "labels": list(EMOTIONS),
+        "confusion": conf.tolist(),
+        "other": other.tolist(),
+    }
+
+
 __all__ = [
+    "single_emotion_scores",
     "acc_presence", "acc_salience", "score_codes", "score_labels", "score_predictions",
     "ScoringError", "DictScore", "confusion_matrix", "per_class", "per_emotion",
     "per_configuration", "CONFUSION_COLUMNS", "unwrap_predictions", "TARGETS",

@@ -56,8 +56,37 @@ def fmt_pm(d: Mapping | float | None, digits: int = 3) -> str:
     if d is None:
         return "-"
     if isinstance(d, Mapping):
+        if d.get("mean") is None:  # undefined, e.g. salience without blends
+            return "n/a"
         return f"{d['mean']:.{digits}f} ± {d['std']:.{digits}f}"
     return f"{float(d):.{digits}f}"
+
+
+NO_BLENDS = "n/a (no blends)"
+"""What a salience cell says when the scored clips have no blends (salience is null in JSON)."""
+
+
+def _sal(d: Mapping | float | None) -> str:
+    """A salience cell: ``fmt_pm``, or :data:`NO_BLENDS` for None (undefined without blends)."""
+    undefined = d is None or (isinstance(d, Mapping) and d.get("mean") is None)
+    return NO_BLENDS if undefined else fmt_pm(d)
+
+
+def _single_emotion_lines(title: str, se: Mapping) -> list[str]:
+    """Accuracy, UAR, macro-F1 and the 6x6 confusion (rows true, columns predicted)."""
+    labels = list(se["labels"])
+    lines = [f"## {title}", "",
+             f"Accuracy {se['accuracy']:.3f}, unweighted average recall (UAR) {se['uar']:.3f}, "
+             f"macro-F1 {se['macro_f1']:.3f} ({se['n_clips']} clips).", "",
+             "| true \\ predicted | " + " | ".join(labels) + " | other | recall |",
+             "|---" * (len(labels) + 3) + "|"]
+    for i, e in enumerate(labels):
+        row = se["confusion"][i]
+        tot = sum(row) + se["other"][i]
+        if tot == 0:
+            continue
+        lines.append(f"| {e} | " + " | ".join(str(v) for v in row) + f" | {se['other'][i]} | {row[i] / tot:.3f} |")
+    return lines + [""]
 
 
 # ----------------------------------------------------------------------------- markdown
@@ -93,24 +122,33 @@ def results_markdown(res: Mapping) -> str:
               f"- transforms: {', '.join(t['name'] for t in res.get('transforms', []))}",
               f"- per-actor normalisation: {_actor_norm_line(res)}",
               f"- data: {res['data']['train_clips']} training clips, {res['data']['train_actors']} actors, "
-              f"folds {res['data']['folds']}, {res['data']['test_clips']} test clips", ""]
+              f"folds {res['data']['folds']}, {res['data']['test_clips']} test clips"]
+    corp = res["data"].get("corpora") or {}
+    if corp.get("train"):
+        lines.append(f"- corpora: trained on {', '.join(corp['train'])}"
+                     + (f", tested on {', '.join(corp['test'])}" if corp.get("test") else ""))
+    if res["data"].get("folds_note"):
+        lines.append(f"- small corpus: {res['data']['folds_note']}")
+    if val.get("inner_folds"):
+        lines.append(f"- small corpus: {val['inner_folds']}")
+    lines.append("")
     n = len(val["acc_presence"]["folds"])
     lines += [f"## Validation ({n}-fold actor-disjoint cross-validation, mean ± std over folds)", "",
               "| Features | Head | Presence accuracy | Salience accuracy |", "|---|---|---|---|",
-              f"| {feats} | {res.get('head')} | {fmt_pm(val['acc_presence'])} | {fmt_pm(val['acc_salience'])} |",
+              f"| {feats} | {res.get('head')} | {fmt_pm(val['acc_presence'])} | {_sal(val['acc_salience'])} |",
               f"| trivial: most frequent single emotion ({triv['single'].get('prediction', '')}) | - | "
-              f"{fmt_pm(triv['single']['acc_presence'])} | {fmt_pm(triv['single']['acc_salience'])} |",
+              f"{fmt_pm(triv['single']['acc_presence'])} | {_sal(triv['single']['acc_salience'])} |",
               f"| trivial: most frequent blend configuration ({triv['blend'].get('prediction', '')}) | - | "
-              f"{fmt_pm(triv['blend']['acc_presence'])} | {fmt_pm(triv['blend']['acc_salience'])} |", ""]
+              f"{fmt_pm(triv['blend']['acc_presence'])} | {_sal(triv['blend']['acc_salience'])} |", ""]
     if "test" in res:
         t = res["test"]
         lines += ["## Test (trained on all training clips; epoch and thresholds from cross-validation)", "",
                   "| Features | Presence accuracy | Salience accuracy |", "|---|---|---|",
-                  f"| {feats} | {t['acc_presence']:.3f} | {t['acc_salience']:.3f} |"]
+                  f"| {feats} | {t['acc_presence']:.3f} | {_sal(t['acc_salience'])} |"]
         for name, what in (("single", "most frequent single emotion"), ("blend", "most frequent blend configuration")):
             if "test" in triv[name]:
                 lines.append(f"| trivial: {what} | {triv[name]['test']['acc_presence']:.3f} | "
-                             f"{triv[name]['test']['acc_salience']:.3f} |")
+                             f"{_sal(triv[name]['test']['acc_salience'])} |")
         lines.append("")
     elif "test_unlabelled" in res:
         lines += ["## Test", "", f"{res['test_unlabelled']['n_clips']} unlabelled test clips: predictions in "
@@ -120,13 +158,17 @@ def results_markdown(res: Mapping) -> str:
     for f in val["folds"]:
         params = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in f["params"].items()) or "-"
         lines.append(f"| {f['fold']} | {f['n_clips']} | {f['n_blends']} | {f['acc_presence']:.3f} | "
-                     f"{f['acc_salience']:.3f} | {f['epoch']} | {params} | {f['selection_score']:.3f} |")
+                     f"{_sal(f['acc_salience'])} | {f['epoch']} | {params} | {f['selection_score']:.3f} |")
     p = val.get("pooled")
     if p:
         lines += ["", f"Pooled over all validation clips: presence {p['acc_presence']:.3f}, "
-                  f"salience {p['acc_salience']:.3f} ({p['n_clips']} clips, {p['n_blends']} blends)."]
+                  f"salience {_sal(p['acc_salience'])} ({p['n_clips']} clips, {p['n_blends']} blends)."]
+    if val.get("single_emotion"):
+        lines += [""] + _single_emotion_lines("Single emotions (validation, pooled out-of-fold)", val["single_emotion"])
+    if res.get("test", {}).get("single_emotion"):
+        lines += [""] + _single_emotion_lines("Single emotions (test)", res["test"]["single_emotion"])
     pc = res.get("per_configuration")
-    if pc:
+    if pc and not val.get("single_emotion"):  # nothing to show without blends
         lines += ["", "## Per configuration (validation blends; ratio in the pair's canonical order)", "",
                   "| true \\ predicted | " + " | ".join(pc["cols"]) + " | n | correct |",
                   "|---" * (len(pc["cols"]) + 3) + "|"]

@@ -71,6 +71,15 @@ def _groups_value(identity_groups: str | None) -> int | str:
 # ----------------------------------------------------------------------------- config options
 _PATH_FILE = click.Path(exists=True, dir_okay=False)
 
+
+def _folds_value(ctx: click.Context, param: click.Parameter, value: str | None) -> int | str | None:
+    if value is None or value.strip().lower() == "loso":
+        return None if value is None else "loso"
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a number of folds or loso, got {value!r}") from None
+
 #: Options that set an ExperimentConfig field: click parameter name -> (target, option
 #: declarations, click keyword arguments). A target is a config field, ``train.<TrainSpec
 #: field>`` (an override of the preset) or ``fusion_options.mode``. Unset options (None or an
@@ -103,7 +112,9 @@ CONFIG_OPTIONS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
     "weight_decay": ("train.weight_decay", ("--weight-decay",), dict(
         type=float, default=None, help="Override the preset's weight decay.")),
     "folds": ("folds", ("--folds",), dict(
-        type=int, default=None, help="Folds to make when the metadata has none (default 5).")),
+        default=None, callback=_folds_value, metavar="K|loso",
+        help="Folds to make when the metadata has none (default 5), or loso: one fold per actor "
+             "(replaces the metadata's folds).")),
     "seed": ("seed", ("--seed",), dict(type=int, default=None, help="Seed for weights and batch order (default 0).")),
     "missing": ("missing", ("--missing",), dict(
         type=click.Choice(["drop", "impute", "error"]), default=None,
