@@ -18,12 +18,7 @@ from blemore.heads.mlp import KLHead
 from blemore.labels import TARGET_SOFT, TARGET_TO_MASK
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _data(n=240, d=10, seed=0):

@@ -1,7 +1,6 @@
 """The multi-task head: sigmoid presence + pairwise salience share, calibrated (alpha, beta)."""
 import numpy as np
 import pytest
-import torch
 
 from blemore.decode import PAPER_GRID
 from blemore.heads import EvalSet, HeadError, TrainSpec, create_head
@@ -10,24 +9,13 @@ from blemore.labels import EMOTIONS, N_TARGETS, PAIRS, TARGET_SOFT, TARGET_TO_MA
 from blemore.metrics import score_codes
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _out(presence, dominance):
     return np.concatenate([np.asarray(presence, float), np.asarray(dominance, float)], axis=1)
 
 
-def compositional(n, dim=24, noise=0.5, seed=0):
-    rng = np.random.default_rng(seed)
-    proto = np.random.default_rng(99).standard_normal((len(EMOTIONS), dim)) * 2.0
-    t = rng.integers(0, N_TARGETS, n)
-    X = TARGET_SOFT[t] @ proto + noise * rng.standard_normal((n, dim))
-    return X.astype(np.float32), t
 
 
 def test_decoding_rules():
@@ -89,7 +77,7 @@ def test_calibration_equals_brute_force_decoding():
         dec.calibrate(np.ones((3, 6)), true[:3])
 
 
-def test_head_learns_presence_and_salience_deterministically():
+def test_head_learns_presence_and_salience_deterministically(compositional):
     X, t = compositional(900)
     Xv, tv = compositional(300, seed=1)
     spec = TrainSpec(lr=1e-2, batch_size=128, epochs=15, eval_every=5)
@@ -132,7 +120,7 @@ def test_fuse_averages_each_part():
         h.fuse([o1, o2], [1.0], "prob")
 
 
-def test_options_are_checked():
+def test_options_are_checked(compositional):
     with pytest.raises(HeadError, match="salience_weight"):
         create_head("multitask", salience_weight=-1)
     with pytest.raises(HeadError, match="target"):

@@ -9,12 +9,7 @@ from blemore.labels import EMOTIONS, N_TARGETS, TARGET_SOFT
 SPEC = TrainSpec(lr=1e-2, batch_size=64, epochs=6)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _data(n=300, dim=12, seed=0):

@@ -31,21 +31,9 @@ from blemore.labels import (
 from blemore.metrics import score_codes
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def compositional(n, dim=24, noise=0.5, seed=0):
-    """Rows whose mean is the salience-weighted sum of emotion prototypes (like blends)."""
-    rng = np.random.default_rng(seed)
-    proto = np.random.default_rng(99).standard_normal((len(EMOTIONS), dim)) * 2.0
-    t = rng.integers(0, N_TARGETS, n)
-    X = TARGET_SOFT[t] @ proto + noise * rng.standard_normal((n, dim))
-    return X.astype(np.float32), t
 
 
 SPEC = TrainSpec(lr=1e-2, batch_size=128, epochs=15, eval_every=5)
@@ -164,7 +152,7 @@ def test_joint_from_parts_is_a_distribution():
 
 
 @pytest.mark.parametrize("name,opts", [("structured", {}), ("structured", {"ratio": "ordinal"}), ("flat36", {})])
-def test_heads_learn_compositional_data_and_are_deterministic(name, opts):
+def test_heads_learn_compositional_data_and_are_deterministic(name, opts, compositional):
     X, t = compositional(900)
     Xv, tv = compositional(300, seed=1)
     h1 = create_head(name, hidden=32, **opts)
@@ -192,7 +180,7 @@ def test_heads_learn_compositional_data_and_are_deterministic(name, opts):
     assert s["acc_presence"] == pytest.approx(fit.acc_presence)
 
 
-def test_windows_are_averaged_in_logit_space_per_clip():
+def test_windows_are_averaged_in_logit_space_per_clip(compositional):
     X, t = compositional(300)
     head = create_head("structured", hidden=16)
     head.fit(X, TARGET_SOFT[t], target=t, spec=TrainSpec(lr=3e-3, batch_size=64, epochs=3), seed=0)
@@ -207,7 +195,7 @@ def test_windows_are_averaged_in_logit_space_per_clip():
     assert not np.allclose(per_clip[0], pw[:3].mean(0), atol=1e-6)
 
 
-def test_structured_heads_need_targets_and_check_options():
+def test_structured_heads_need_targets_and_check_options(compositional):
     X, t = compositional(20)
     for name in ("structured", "flat36"):
         with pytest.raises(HeadError, match="target"):

@@ -2,7 +2,6 @@
 held-out fold are chosen without that fold (planted detector in the runner)."""
 import numpy as np
 import pytest
-import torch
 
 from blemore.bundle import ModelBundle
 from blemore.config import ExperimentConfig
@@ -15,12 +14,7 @@ from blemore.normalise import actor_norm_transforms
 from blemore.synth.features import generate_feature_corpus
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

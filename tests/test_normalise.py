@@ -5,7 +5,6 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from blemore.config import ExperimentConfig
 from blemore.experiment import Experiment, run_experiment
@@ -27,12 +26,7 @@ from blemore.report import results_markdown
 from blemore.synth.features import generate_feature_corpus
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def actors_data(n_actors=12, per_actor=30, dim=20, offset=6.0, seed=0):
