@@ -150,3 +150,51 @@ def test_missing_weights_fail_fast(tmp_path, monkeypatch):
             cls().load()
         assert cls.default_weights in str(err.value) and f"hf download {cls.default_weights}" in str(err.value)
     assert time.perf_counter() - t0 < 3.0
+
+
+def test_layer_sweep_end_to_end(tiny, tmp_path):
+    """``extract --layers all`` stores (T, L + 1, D) once; ``STORE/wav2vec2[layers=A-B]`` reads the
+    mean of a range at benchmark time and equals extracting that range directly."""
+    from click.testing import CliRunner
+    from media_fixtures import make_clip
+
+    from blemore.cli import cli
+    from blemore.features import FeatureError, load_features, open_features
+    from blemore.pooling import Pooling
+    from blemore.store import StoreError, open_source
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    make_clip(clips / "A1_ang_int1_ver1.mp4", seconds=0.8)
+    make_clip(clips / "A1_hap_int2_ver1.mp4", seconds=0.5)
+    res = CliRunner().invoke(cli, ["extract", str(clips), "--out", str(tmp_path / "store"), "-e", "wav2vec2",
+                                   "--weights", str(tiny["plain"]), "--layers", "all", "--device", "cpu",
+                                   "--workers", "1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    folder = tmp_path / "store" / "wav2vec2"
+    raw = np.load(folder / "A1_ang_int1_ver1.npy")
+    assert raw.ndim == 3 and raw.shape[1:] == (4, 32)
+    src = open_source(folder)
+    assert src.config["layer_axis"]["size"] == 4 and src.dim == 32
+    np.testing.assert_allclose(src.load("A1_ang_int1_ver1"), raw[:, -1])  # no selector: the last layer
+    sel = open_features(f"{folder}[layers=1-2]")
+    assert sel.name == "wav2vec2[layers=1-2]"
+    np.testing.assert_allclose(sel.load("A1_ang_int1_ver1"), raw[:, 1:3].mean(axis=1), atol=1e-6)
+    from blemore.media import read_audio
+
+    wave, _ = read_audio(clips / "A1_ang_int1_ver1.mp4", sr=SR)
+    direct, _ = Wav2Vec2Family(weights=str(tiny["plain"]), layers="1-2").embed(wave)
+    np.testing.assert_allclose(sel.load("A1_ang_int1_ver1"), direct, atol=1e-4)
+    ids = ["A1_ang_int1_ver1", "A1_hap_int2_ver1"]
+    fs = load_features([f"{folder}[layers=1-2]", f"{folder}[layers=3]"], ids, Pooling("stats", stats=("mean",)), cache=False)
+    assert set(fs.sources) == {"wav2vec2[layers=1-2]", "wav2vec2[layers=3-3]"}
+    np.testing.assert_allclose(fs.blocks["wav2vec2[layers=3-3]"][0], raw[:, 3].mean(axis=0), atol=1e-5)
+    with pytest.raises(StoreError, match="out of range.*0..3"):
+        open_source(f"{folder}[layers=2-7]")
+    with pytest.raises(FeatureError, match="must be a hidden-state index"):
+        open_features(f"{folder}[layers=six]")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    np.save(plain / "A1_ang_int1_ver1.npy", np.zeros((3, 4), np.float32))
+    with pytest.raises(StoreError, match="no layer axis"):
+        open_source(f"{plain}[layers=1]")

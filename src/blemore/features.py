@@ -45,11 +45,13 @@ def open_features(src: Any):
         return src
     from blemore.store import StoreError, open_source
 
-    p = Path(src)
-    if not p.exists():
+    folder = str(src)
+    if folder.endswith("]") and "[layers=" in folder:  # STORE/name[layers=A-B]: see blemore.store
+        folder = folder[:folder.rindex("[layers=")]
+    if not Path(folder).exists():
         raise FeatureError(f"feature source {str(src)!r} does not exist")
     try:
-        return open_source(p)
+        return open_source(src)
     except StoreError as e:
         raise FeatureError(f"cannot open feature source {str(src)!r}: {e}") from None
 
@@ -67,7 +69,7 @@ def clear_cache() -> None:
 
 def _source_key(source) -> str:
     root = getattr(source, "root", None)
-    return str(Path(root).resolve()) if root is not None else f"id:{id(source)}"
+    return str(Path(root).resolve()) + getattr(source, "selector", "") if root is not None else f"id:{id(source)}"
 
 
 def _file_stamp(source, clip_id: str) -> tuple | None:

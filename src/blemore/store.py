@@ -9,6 +9,13 @@ A *feature folder* holds one time series per clip. Two layouts are read the same
     <clip_id>.npy            float32 (T, D); NaN rows where a frame had no face
     <clip_id>.times.npy      float64 (T,) seconds; only when rows are not evenly spaced at ``rate``
 
+A store written with every hidden layer of an encoder (``blemore extract -e wav2vec2 --layers
+all``) holds ``(T, L, D)`` arrays, a *layer axis*, and its ``config.json`` says so under
+``layer_axis`` (``{"size": L, "first": 0}``: hidden state 0 is the transformer input). Reading
+it, ``open_source("STORE/wav2vec2[layers=6-12]")`` (and ``--features STORE/wav2vec2[layers=6-12]``)
+gives the mean of hidden states 6..12, ``[layers=9]`` one state; without a selector a clip
+reads as its last layer. A selector on a folder without a layer axis is an error.
+
 **A plain folder** such as the official pre-extracted release
 (``pre_extracted_train_data/WavLM_large_train/``): either one ``<clip>.npy`` per clip of shape
 ``(T, D)`` or ``(D,)``, or one per-frame ``<clip>.csv`` per clip (OpenFace style). For CSVs the
@@ -39,6 +46,7 @@ import csv
 import io
 import json
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -193,12 +201,16 @@ class FeatureSource:
     ``columns`` (list of names or None when unknown), ``dim``, ``clip_ids``.
     """
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, layers: str | None = None):
         root = Path(root)
         if not root.is_dir():
             raise StoreError(f"feature folder {str(root)!r} does not exist or is not a folder")
         self.root = root
         self.name = root.name
+        self.layers = _parse_layer_range(layers, root) if layers is not None else None
+        #: ``"[layers=A-B]"`` when a layer range is selected (part of the name and of cache keys)
+        self.selector = f"[layers={self.layers[0]}-{self.layers[1]}]" if self.layers else ""
+        self.name += self.selector
         self._manifest: dict[str, ManifestRow] | None = None
         self._clip_ids: list[str] | None = None
         self._csv_columns: list[str] | None = None
@@ -222,6 +234,26 @@ class FeatureSource:
             self.kind = "npy" if npys else "csv"
             files = npys or csvs
         self._files: dict[str, Path] = files
+        if self.layers is not None:
+            axis = (self.config or {}).get("layer_axis")
+            if not axis:
+                raise StoreError(f"{root}: has no layer axis (extract with --layers all), so {self.selector} "
+                                 "cannot select layers")
+            first, size = int(axis.get("first", 0)), int(axis["size"])
+            lo, hi = self.layers
+            if not (first <= lo <= hi < first + size):
+                raise StoreError(f"{root}: {self.selector} is out of range: the store holds hidden states "
+                                 f"{first}..{first + size - 1}")
+
+    def _select_layers(self, a: np.ndarray) -> np.ndarray:
+        """``(T, L, D)`` -> ``(T, D)``: the mean over the selected layers (default: the last one) of a
+        store with a layer axis; other arrays unchanged."""
+        axis = (self.config or {}).get("layer_axis")
+        if a.ndim != 3 or not axis:
+            return a
+        first = int(axis.get("first", 0))
+        lo, hi = self.layers if self.layers is not None else (first + a.shape[1] - 1,) * 2
+        return a[:, lo - first: hi - first + 1].mean(axis=1, dtype=np.float64).astype(np.float32)
 
     def __repr__(self) -> str:
         return f"FeatureSource(name={self.name!r}, kind={self.kind!r}, clips={len(self.clip_ids)}, root={str(self.root)!r})"
@@ -305,6 +337,7 @@ class FeatureSource:
             x, _ = self._load_csv(p)
             return x
         a = np.load(p, allow_pickle=False)
+        a = self._select_layers(a)
         if a.ndim == 1:
             a = a[None, :]
         elif a.ndim != 2:
@@ -387,10 +420,28 @@ def _csv_feature_columns(df: Any, path: Path) -> tuple[list[str], bool]:
     return cols, False
 
 
+def split_selector(path: str | Path) -> tuple[str | Path, str | None]:
+    """``"STORE/wav2vec2[layers=6-12]"`` -> ``("STORE/wav2vec2", "6-12")``; other paths unchanged."""
+    m = re.fullmatch(r"(.+?)\[\s*layers\s*=\s*([^\]]*)\]", str(path))
+    if m is None:
+        return path, None
+    return m.group(1), m.group(2)
+
+
+def _parse_layer_range(spec: str, root: Path) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", str(spec))
+    if m is None or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
+        raise StoreError(f"{root}: [layers={spec}] must be a hidden-state index or an increasing range like 6-12")
+    lo = int(m.group(1))
+    return lo, int(m.group(2)) if m.group(2) is not None else lo
+
+
 def open_source(path: str | Path) -> FeatureSource:
     """Open one feature folder: a store subfolder ``STORE/<extractor>/`` or a plain folder of
-    per-clip ``.npy`` / ``.csv`` files (see the module docstring)."""
-    return FeatureSource(path)
+    per-clip ``.npy`` / ``.csv`` files (see the module docstring). A trailing ``[layers=A-B]``
+    selects hidden states of a store with a layer axis."""
+    root, layers = split_selector(path)
+    return FeatureSource(root, layers=layers)
 
 
 def open_store(path: str | Path) -> dict[str, FeatureSource]:
@@ -486,11 +537,16 @@ class StoreWriter:
         times_path = self.root / f"{cid}{TIMES_SUFFIX}"
         if features is not None:
             features = np.asarray(features, dtype=np.float32)
-            if features.ndim != 2:
-                raise StoreError(f"features of {cid!r} must be (T, D), got shape {features.shape}")
+            axis = self.config.get("layer_axis")
+            if features.ndim != (3 if axis else 2):
+                want = "(T, layers, D) (the config declares a layer axis)" if axis else "(T, D)"
+                raise StoreError(f"features of {cid!r} must be {want}, got shape {features.shape}")
+            if axis and features.shape[1] != int(axis["size"]):
+                raise StoreError(f"features of {cid!r} have {features.shape[1]} layers; the config declares "
+                                 f"{axis['size']}")
             dim = self.config.get("dim")
-            if dim and features.shape[1] != dim:
-                raise StoreError(f"features of {cid!r} have {features.shape[1]} columns; the config declares {dim}")
+            if dim and features.shape[-1] != dim:
+                raise StoreError(f"features of {cid!r} have {features.shape[-1]} columns; the config declares {dim}")
             if times is not None and not _evenly_spaced(times, self.config.get("rate")):
                 atomic_save_npy(times_path, np.asarray(times, dtype=np.float64))
             else:
