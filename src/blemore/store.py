@@ -56,6 +56,7 @@ import numpy as np
 from blemore._io import _unlink_quiet, atomic_path, atomic_write_bytes, atomic_write_text
 from blemore.errors import BlemoreError
 from blemore.labels import clip_id_from_path
+from blemore.validate import array_problem
 
 __all__ = [
     "FeatureSource",
@@ -102,6 +103,38 @@ OPENFACE2_COLUMNS: tuple[str, ...] = tuple(_AU_R + _POSE + _GAZE)
 
 class StoreError(BlemoreError):
     """A feature folder is missing, malformed or not what was expected."""
+
+
+def read_npy(path: str | Path, *, mmap: bool = False) -> np.ndarray:
+    """Load one ``.npy`` safely (never unpickles): a :class:`StoreError` naming the file for an
+    empty, truncated or garbage file, a pickled/object array, or a non-numeric dtype."""
+    p = Path(path)
+    try:
+        if p.stat().st_size == 0:
+            raise StoreError(f"{p}: empty file (0 bytes), not a .npy array")
+        with open(p, "rb") as fh:
+            if fh.read(6) != b"\x93NUMPY":
+                raise StoreError(f"{p}: not a .npy file (no NumPy header; a text file or another format?)")
+        a = np.load(p, allow_pickle=False, mmap_mode="r" if mmap else None)
+    except StoreError:
+        raise
+    except FileNotFoundError:
+        raise StoreError(f"{p}: file not found") from None
+    except (ValueError, EOFError, OSError) as e:
+        text = str(e)
+        if "pickle" in text or "Object arrays" in text:
+            why = "it holds pickled Python objects, not a numeric array (blemore never loads pickles)"
+        elif isinstance(e, EOFError) or "No data" in text or "truncated" in text or "size" in text:
+            why = f"truncated or not a .npy file ({text})"
+        else:
+            why = f"not a readable .npy array ({text})"
+        raise StoreError(f"{p}: {why}") from None
+    if not isinstance(a, np.ndarray):  # np.load of a .npz gives an NpzFile
+        raise StoreError(f"{p}: not a single .npy array")
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool) \
+            or np.issubdtype(a.dtype, np.complexfloating):
+        raise StoreError(f"{p}: dtype {a.dtype} is not a real number type")
+    return a
 
 
 class ConfigMismatchError(StoreError):
@@ -318,10 +351,25 @@ class FeatureSource:
             else:
                 if not self._files:
                     raise StoreError(f"{self.root}: no feature arrays to read a dimension from")
-                first = self._files[min(self._files)]
-                a = np.load(first, mmap_mode="r")
-                self._dim = int(a.shape[-1])
+                self._dim = self._majority_dim()
         return self._dim
+
+    def _majority_dim(self, sample: int = 200) -> int:
+        """The most common width among the first ``sample`` readable arrays (ties: the first
+        seen), so one malformed first file does not set the folder's dimension."""
+        widths: dict[int, int] = {}
+        for cid in sorted(self._files)[: max(sample, 1) * 2]:
+            try:
+                a = read_npy(self._files[cid], mmap=True)
+            except StoreError:
+                continue
+            if a.ndim in (1, 2) and a.shape[-1] > 0:
+                widths[int(a.shape[-1])] = widths.get(int(a.shape[-1]), 0) + 1
+            if sum(widths.values()) >= sample:
+                break
+        if not widths:
+            raise StoreError(f"{self.root}: none of the {len(self._files)} .npy files is a readable (T, D) array")
+        return max(widths, key=lambda w: widths[w])
 
     # -- loading ---------------------------------------------------------------------
     def path(self, clip_id: str) -> Path:
@@ -336,12 +384,13 @@ class FeatureSource:
         if self.kind == "csv":
             x, _ = self._load_csv(p)
             return x
-        a = np.load(p, allow_pickle=False)
+        a = read_npy(p)
         a = self._select_layers(a)
+        problem = array_problem(a)
+        if problem is not None:
+            raise StoreError(f"{p}: {problem}")
         if a.ndim == 1:
             a = a[None, :]
-        elif a.ndim != 2:
-            raise StoreError(f"{p}: expected an array of shape (T, D) or (D,), got {a.shape}")
         return np.ascontiguousarray(a, dtype=np.float32)
 
     def times(self, clip_id: str) -> np.ndarray | None:
@@ -355,10 +404,10 @@ class FeatureSource:
             return self._load_csv(p)[1]
         tp = p.with_name(clip_id + TIMES_SUFFIX)
         if tp.exists():
-            return np.load(tp, allow_pickle=False).astype(np.float64)
+            return read_npy(tp).astype(np.float64).reshape(-1)
         rate = self.rate
         if rate:
-            n = np.load(p, mmap_mode="r").shape[0]
+            n = read_npy(p, mmap=True).shape[0]
             return np.arange(n, dtype=np.float64) / float(rate)
         return None
 
@@ -621,8 +670,10 @@ def import_features(src_dir: str | Path, store: str | Path, name: str, *, modali
 
     ``src_dir``: anything :func:`open_source` reads (``.npy`` (T, D) or (D,) per clip,
     per-frame CSVs, OpenFace 2.x CSVs -> 31 columns). Each clip becomes float32 (T, D) with its
-    timestamps when known; a clip whose rows are all NaN is marked ``no-face``, one that cannot
-    be read or has another width than the first clip is marked ``failed``. Resumable like
+    timestamps when known. The folder's width is the most common one among its arrays (one
+    malformed first file does not decide it). A clip whose values are all NaN is marked
+    ``no-face`` for face/video features (``failed`` otherwise); one that cannot be read, has
+    zero frames or another width is marked ``failed`` with the reason. Resumable like
     extraction: clips already imported are skipped; another source folder under the same
     ``name`` is refused unless ``overwrite``.
     """
@@ -645,6 +696,7 @@ def import_features(src_dir: str | Path, store: str | Path, name: str, *, modali
         "source": str(Path(src_dir).resolve()),
     }
     status = src.status()
+    face = config["modality"] in ("face", "video") or bool(getattr(src, "_csv_openface", False))
     with StoreWriter(store, config, overwrite=overwrite) as w:
         todo = [cid for cid in sorted(src._files) if cid not in w.done]
         for cid in tqdm(todo, desc=f"import {name}", unit="clip", disable=not progress):
@@ -654,12 +706,15 @@ def import_features(src_dir: str | Path, store: str | Path, name: str, *, modali
                 x = src.load(cid)
                 t = src.times(cid)
                 if x.shape[1] != config["dim"]:
-                    raise StoreError(f"{x.shape[1]} columns where the folder's first clip has {config['dim']}")
+                    raise StoreError(f"{x.shape[1]} columns where the folder's clips have {config['dim']}")
             except Exception as err:
                 w.write(ManifestRow(cid, path, "failed", f"{err.__class__.__name__}: {err}"))
                 continue
             st = status.get(cid, "ok")
-            if st == "ok" and x.size and np.isnan(x).all():
+            if st == "ok" and x.size and not np.isfinite(x).any():
+                if not face:  # all-NaN audio is a broken clip, not a missing face
+                    w.write(ManifestRow(cid, path, "failed", "every value is NaN or infinite"))
+                    continue
                 st = "no-face"
             secs = float(t[-1] - t[0]) if t is not None and len(t) > 1 else 0.0
             if st in ("ok", "no-face"):

@@ -179,11 +179,12 @@ def register(group: click.Group) -> None:
         if not inv["extractors"]:
             click.echo(f"{store}: no feature folders")
             return
-        click.echo(f"{'features':<22} {'dim':>6} {'ok':>6} {'failed':>6} {'no-face':>7} {'no-audio':>8} {'frames/clip':>11}")
+        click.echo(f"{'features':<22} {'dim':>6} {'ok':>6} {'failed':>6} {'no-face':>7} {'no-audio':>8} "
+                   f"{'no-video':>8} {'frames/clip':>11}")
         for name, d in inv["extractors"].items():
             c = d["clips"]
             click.echo(f"{name:<22} {d['dim'] if d['dim'] is not None else '?':>6} {c['ok']:>6} {c['failed']:>6} "
-                       f"{c['no-face']:>7} {c['no-audio']:>8} {d['mean_frames']:>11.1f}")
+                       f"{c['no-face']:>7} {c['no-audio']:>8} {c.get('no-video', 0):>8} {d['mean_frames']:>11.1f}")
 
     @group.command("import-features")
     @click.argument("src_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -201,3 +202,9 @@ def register(group: click.Group) -> None:
         click.echo(f"{name}: {len(src.clip_ids)} clips, dim {src.dim} -> {src.root}")
         for c in bad[:20]:
             click.echo(f"  failed: {c}: {src.manifest()[c].error}")
+        if len(bad) > 20:
+            click.echo(f"  ... and {len(bad) - 20} more failed (see {src.root / 'manifest.csv'})")
+        if not src.clip_ids:
+            from blemore.cli._errors import UserError
+
+            raise UserError(f"no clip of {src_dir} could be imported ({len(bad)} failed)")
