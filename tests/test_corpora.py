@@ -168,3 +168,32 @@ def test_blemore_release_layout(tmp_path):
     back = load_metadata(tmp_path / "out.csv")
     assert dict(zip(back["clip_id"], back["label"]))["A102_mix_disg_hap_30_70_ver1"] == Label.blend("disg", 30, "hap", 70)
     assert dict(zip(back["clip_id"], back["actor"]))["A103_neu_sit2_ver1"] == "blemore:A103"
+
+
+def test_cli_corpus_config_link_media_and_combine(tmp_path):
+    from click.testing import CliRunner
+
+    from blemore.cli import cli
+    from blemore.extract import find_media
+
+    _touch(tmp_path / "mead", "M003/video/front/angry/level_1/001.mp4", "W009/video/front/surprised/level_2/001.mp4",
+           "W009/video/front/happy/level_2/001.mp4")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('folds = 2\n[map]\nsurprise = "fea"\n[options]\nview = "front"\n')
+    r = CliRunner().invoke(cli, ["corpus", "mead", str(tmp_path / "mead"), "-o", str(tmp_path / "mead.csv"),
+                                 "--config", str(cfg), "--link-media", str(tmp_path / "links")])
+    assert r.exit_code == 0, r.output
+    meta = pd.read_csv(tmp_path / "mead.csv", dtype=str, keep_default_na=False)
+    assert dict(zip(meta["filename"], meta["emotion_1"]))["W009_front_surprised_level_2_001"] == "fea"
+    assert sorted(find_media([tmp_path / "links"])) == sorted(meta["filename"])  # unique names for extract
+    _touch(tmp_path / "emo", "03a01Wa.wav", "08a01Fa.wav")
+    r = CliRunner().invoke(cli, ["corpus", "emodb", str(tmp_path / "emo"), "-o", str(tmp_path / "emo.csv"),
+                                 "--map", "nonsense"])
+    assert r.exit_code == 2 and "not CATEGORY=CODE" in r.output
+    r = CliRunner().invoke(cli, ["corpus", "emodb", str(tmp_path / "emo"), "-o", str(tmp_path / "emo.csv")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["corpus", "combine", str(tmp_path / "mead.csv"), str(tmp_path / "emo.csv"),
+                                 "-o", str(tmp_path / "both.csv"), "--folds", "loso"])
+    assert r.exit_code == 0, r.output
+    t = load_metadata(tmp_path / "both.csv")
+    assert set(t["corpus"]) == {"mead", "emodb"} and t["fold"].nunique() == t["actor"].nunique() == 4

@@ -192,7 +192,7 @@ class ModelBundle:
         dest = Path(model_dir)
         with atomic_folder(dest) as tmp:
             manifest = self.manifest()
-            for i, (p, pm) in enumerate(zip(self.parts, manifest["parts"])):
+            for p, pm in zip(self.parts, manifest["parts"]):
                 save_state(tmp / pm["file"], {"head": p.head.state_dict(), "transforms": p.chain.state_dict()})
             manifest["files"] = {pm["file"]: {"sha256": sha256_file(tmp / pm["file"])} for pm in manifest["parts"]}
             (tmp / "bundle.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")

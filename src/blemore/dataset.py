@@ -776,7 +776,7 @@ def write_metadata(table: pd.DataFrame, csv_path: str | os.PathLike, labels: boo
         row = dict.fromkeys(METADATA_COLUMNS, "")
         row["filename"] = r.clip_id
         row["video_id"] = _none(r.actor) or ""
-        row["gender"] = (_none(getattr(r, "gender")) or "") if has_gender else ""
+        row["gender"] = (_none(r.gender) or "") if has_gender else ""
         if lab is not None:
             row["mix"] = str(int(lab.is_blend))
             row["emotion_1"] = lab.emotions[0]

@@ -117,7 +117,7 @@ def array_problem(arr: Any) -> str | None:
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.issubdtype(arr.dtype, np.complexfloating):
         return f"dtype {arr.dtype} is not a real number type"
     if arr.ndim not in (1, 2):
-        return f"{arr.ndim}-D array of shape {arr.shape}; expected (T, D) = (frames, features) or (D,)"
+        return f"{arr.ndim}-D array of shape {arr.shape}; expected (frames, features) or (features,)"
     if arr.ndim == 2 and arr.shape[0] == 0:
         return f"zero frames (shape {arr.shape})"
     if arr.shape[-1] == 0:

@@ -61,12 +61,14 @@ def _recipe_command(name: str) -> click.Command:
                   help="Recipe option, e.g. modality=audio (ravdess), view=front (mead).")
     @click.option("--config", "config", type=click.Path(exists=True, dir_okay=False),
                   help="TOML file with folds, seed, pattern, [map], [options].")
-    def cmd(root, output, maps, folds, seed, pattern, opts, config):
-        from blemore.corpora import prepare
+    @click.option("--link-media", type=click.Path(file_okay=False), default=None,
+                  help="Also make links FOLDER/<clip_id>.<ext> to the kept files (unique names for blemore extract).")
+    def cmd(root, output, maps, folds, seed, pattern, opts, config, link_media):
+        from blemore.corpora import parse_map, prepare
 
         cfg = _config(config)
         user_map = {str(k): str(v) for k, v in dict(cfg.get("map", {})).items()}
-        user_map.update(_kv(maps, "--map"))
+        user_map.update(parse_map(maps))
         options = {str(k): v for k, v in dict(cfg.get("options", {})).items()}
         options.update(_kv(opts, "--option"))
         pat = pattern if pattern is not None else cfg.get("pattern")
@@ -79,6 +81,9 @@ def _recipe_command(name: str) -> click.Command:
         res.write(output)
         for line in res.summary():
             click.echo(line, err=True)
+        if link_media:
+            n = res.link_media(link_media)
+            click.echo(f"{n} media link(s) made in {link_media}", err=True)
         click.echo(f"wrote {len(res.metadata)} clips to {output}")
 
     return cmd

@@ -36,6 +36,8 @@ import pandas as pd
 from blemore.errors import BlemoreError
 from blemore.labels import EMOTION_NAMES, EMOTIONS
 from blemore.registry import Registry
+from blemore.dataset import leave_one_actor_out, make_folds
+from blemore._io import atomic_write_bytes
 
 __all__ = [
     "CorpusError", "Recipe", "Found", "CorpusResult", "RECIPES", "METADATA_COLUMNS", "AUDIO_VIDEO_EXTENSIONS",
@@ -215,8 +217,6 @@ def assign_folds(meta: pd.DataFrame, folds: int | str = 5, seed: int = 0) -> tup
     ``fold`` column, and a line saying what was done. Actors are namespaced by corpus, so
     folds are disjoint by actor within each corpus. ``folds`` is ``k`` (at most one fold per
     actor) or ``"loso"``; with a single actor no folds are made (the column stays empty)."""
-    from blemore.dataset import leave_one_actor_out, make_folds
-
     meta = meta.copy()
     actor = [f"{c}:{a}" if isinstance(c, str) and c else str(a)
              for a, c in zip(meta["actor"], meta.get("corpus", pd.Series([None] * len(meta))))]
@@ -282,10 +282,30 @@ class CorpusResult:
             lines.append(msg)
         return lines
 
+    def link_media(self, folder: str | os.PathLike) -> int:
+        """Symbolic links ``folder/<clip_id><ext>`` to the kept media files, so that tools that
+        take clip ids from file names (``blemore extract``) see unique names even where the
+        corpus repeats them (MEAD's ``001.mp4``). Existing links to the same file are kept;
+        anything else already there is an error. Returns the number of links made."""
+        dest = Path(folder)
+        dest.mkdir(parents=True, exist_ok=True)
+        made, problems = 0, []
+        for cid, rel in zip(self.metadata["filename"], self.metadata["path"]):
+            src = (self.root / rel).resolve()
+            link = dest / f"{cid}{Path(rel).suffix}"
+            if link.is_symlink() and link.resolve() == src:
+                continue
+            if link.exists() or link.is_symlink():
+                problems.append(f"{link} already exists")
+                continue
+            link.symlink_to(src)
+            made += 1
+        if problems:
+            raise CorpusError(str(dest), problems)
+        return made
+
     def write(self, csv_path: str | os.PathLike) -> Path:
         """Write the metadata CSV atomically (UTF-8)."""
-        from blemore._io import atomic_write_bytes
-
         return atomic_write_bytes(csv_path, self.metadata.to_csv(index=False).encode("utf-8"))
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from blemore.corpora.base import RECIPES, CorpusError, CorpusResult, Recipe, assign_folds
 from blemore.labels import EMOTIONS
+from blemore.dataset import build_index, index_folder
 
 
 @RECIPES.register("blemore")
@@ -26,8 +27,6 @@ class Blemore(Recipe):
 
     def build(self, root: Path, user_map: Mapping[str, str], folds: int | str, seed: int,
               **options: Any) -> CorpusResult:
-        from blemore.dataset import build_index, index_folder
-
         if options:
             raise CorpusError("blemore", f"unknown option(s) {sorted(options)}; blemore takes none")
         if user_map:
