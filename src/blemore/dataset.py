@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from blemore._io import atomic_path
-from blemore.errors import BlemoreError
+from blemore.errors import BlemoreError, format_problems
 from blemore.labels import (
     ClipIdError,
     ClipInfo,
@@ -83,11 +83,7 @@ class DatasetError(BlemoreError, ValueError):
     def __init__(self, source: str, problems: Sequence[str]):
         self.source = source
         self.problems = list(problems)
-        lines = [f"  {p}" for p in self.problems[:50]]
-        if len(self.problems) > 50:
-            lines.append(f"  ... and {len(self.problems) - 50} more")
-        n = len(self.problems)
-        super().__init__(f"{source}: {n} problem{'s' if n != 1 else ''}:\n" + "\n".join(lines))
+        super().__init__(format_problems(source, self.problems))
 
 
 # -- building tables ---------------------------------------------------------------------

@@ -13,11 +13,23 @@ and keeps its traceback.
 """
 from __future__ import annotations
 
-__all__ = ["BlemoreError", "RegistryError"]
+from typing import Sequence
+
+__all__ = ["BlemoreError", "RegistryError", "format_problems"]
 
 
 class BlemoreError(Exception):
     """Base of every error blemore raises for bad input or an unusable environment."""
+
+
+def format_problems(source: str, problems: Sequence[str], limit: int = 50) -> str:
+    """``"<source>: N problem(s):"`` then one indented line per problem (the first ``limit``,
+    then how many more): the message of an error that lists every problem at once."""
+    lines = [f"  {p}" for p in problems[:limit]]
+    if len(problems) > limit:
+        lines.append(f"  ... and {len(problems) - limit} more")
+    n = len(problems)
+    return f"{source}: {n} problem{'s' if n != 1 else ''}:\n" + "\n".join(lines)
 
 
 class RegistryError(BlemoreError, KeyError):

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from blemore._io import atomic_write_bytes as _atomic_write_bytes
-from blemore.errors import BlemoreError
+from blemore.errors import BlemoreError, format_problems
 from blemore.labels import Label, clip_id_from_path
 from blemore.metrics import unwrap_predictions
 from blemore.predictions import PredictionFileError, code_entries, entry_problems, load_json_strict
@@ -44,11 +44,7 @@ class SubmissionError(BlemoreError, ValueError):
 
     def __init__(self, problems: Sequence[str], source: str = "submission"):
         self.problems = list(problems)
-        lines = [f"  {p}" for p in self.problems[:50]]
-        if len(self.problems) > 50:
-            lines.append(f"  ... and {len(self.problems) - 50} more")
-        n = len(self.problems)
-        super().__init__(f"{source}: {n} problem{'s' if n != 1 else ''}:\n" + "\n".join(lines))
+        super().__init__(format_problems(source, self.problems))
 
 
 def submission_key(clip_id: str) -> str:
