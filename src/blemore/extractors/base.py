@@ -128,6 +128,7 @@ BUILTIN_EXTRACTORS: tuple[str, ...] = (
     "blemore.extractors.hicmae",
     "blemore.extractors.wav2vec2",
     "blemore.extractors.timesformer",
+    "blemore.extractors.hsemotion",
 )
 """The modules that define the built-in extractors: **the single place to list a new one.**
 :data:`EXTRACTORS` imports them on its first lookup, so ``create_extractor(name)`` works after
