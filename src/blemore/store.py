@@ -56,6 +56,7 @@ import numpy as np
 from blemore._io import _unlink_quiet, atomic_path, atomic_write_bytes, atomic_write_text
 from blemore.errors import BlemoreError
 from blemore.labels import clip_id_from_path
+from blemore.validate import array_problem
 
 __all__ = [
     "FeatureSource",
@@ -64,7 +65,6 @@ __all__ = [
     "ManifestRow",
     "StoreWriter",
     "open_source",
-from blemore.validate import array_problem
     "open_store",
     "import_features",
     "atomic_write_bytes",
@@ -105,14 +105,6 @@ class StoreError(BlemoreError):
     """A feature folder is missing, malformed or not what was expected."""
 
 
-class ConfigMismatchError(StoreError):
-    """The folder holds features made with another extractor config."""
-
-
-# ----------------------------------------------------------------------------- atomic writes
-# (blemore._io owns them; re-exported here because store users import them from here)
-def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
-    """``np.save`` through a hidden ``.tmp-*`` file and ``os.replace`` (see :mod:`blemore._io`)."""
 def read_npy(path: str | Path, *, mmap: bool = False) -> np.ndarray:
     """Load one ``.npy`` safely (never unpickles): a :class:`StoreError` naming the file for an
     empty, truncated or garbage file, a pickled/object array, or a non-numeric dtype."""
@@ -145,6 +137,14 @@ def read_npy(path: str | Path, *, mmap: bool = False) -> np.ndarray:
     return a
 
 
+class ConfigMismatchError(StoreError):
+    """The folder holds features made with another extractor config."""
+
+
+# ----------------------------------------------------------------------------- atomic writes
+# (blemore._io owns them; re-exported here because store users import them from here)
+def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
+    """``np.save`` through a hidden ``.tmp-*`` file and ``os.replace`` (see :mod:`blemore._io`)."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, array, allow_pickle=False)
@@ -354,43 +354,6 @@ class FeatureSource:
                 self._dim = self._majority_dim()
         return self._dim
 
-    # -- loading ---------------------------------------------------------------------
-    def path(self, clip_id: str) -> Path:
-        try:
-            return self._files[clip_id]
-        except KeyError:
-            raise KeyError(f"clip {clip_id!r} has no features in {self.root}") from None
-
-    def load(self, clip_id: str) -> np.ndarray:
-        """The clip's features as float32 ``(T, D)`` (a ``(D,)`` array becomes ``(1, D)``)."""
-        p = self.path(clip_id)
-        if self.kind == "csv":
-            x, _ = self._load_csv(p)
-            return x
-        a = read_npy(p)
-        a = self._select_layers(a)
-        a = self._select_layers(a)
-        problem = array_problem(a)
-        if problem is not None:
-            raise StoreError(f"{p}: {problem}")
-        if a.ndim == 1:
-            a = a[None, :]
-        elif a.ndim != 2:
-            raise StoreError(f"{p}: expected an array of shape (T, D) or (D,), got {a.shape}")
-        return np.ascontiguousarray(a, dtype=np.float32)
-
-    def times(self, clip_id: str) -> np.ndarray | None:
-        """Per-row timestamps in seconds, or None when unknown.
-
-        From ``<clip>.times.npy`` when present, else ``arange(T) / rate`` when the config
-        declares a rate, else the CSV's timestamp column when there is one.
-        """
-        p = self.path(clip_id)
-        if self.kind == "csv":
-            return self._load_csv(p)[1]
-        tp = p.with_name(clip_id + TIMES_SUFFIX)
-        if tp.exists():
-            return read_npy(tp).astype(np.float64).reshape(-1)
     def _majority_dim(self, sample: int = 200) -> int:
         """The most common width among the first ``sample`` readable arrays (ties: the first
         seen), so one malformed first file does not set the folder's dimension."""
@@ -408,6 +371,40 @@ class FeatureSource:
             raise StoreError(f"{self.root}: none of the {len(self._files)} .npy files is a readable (T, D) array")
         return max(widths, key=lambda w: widths[w])
 
+    # -- loading ---------------------------------------------------------------------
+    def path(self, clip_id: str) -> Path:
+        try:
+            return self._files[clip_id]
+        except KeyError:
+            raise KeyError(f"clip {clip_id!r} has no features in {self.root}") from None
+
+    def load(self, clip_id: str) -> np.ndarray:
+        """The clip's features as float32 ``(T, D)`` (a ``(D,)`` array becomes ``(1, D)``)."""
+        p = self.path(clip_id)
+        if self.kind == "csv":
+            x, _ = self._load_csv(p)
+            return x
+        a = read_npy(p)
+        a = self._select_layers(a)
+        problem = array_problem(a)
+        if problem is not None:
+            raise StoreError(f"{p}: {problem}")
+        if a.ndim == 1:
+            a = a[None, :]
+        return np.ascontiguousarray(a, dtype=np.float32)
+
+    def times(self, clip_id: str) -> np.ndarray | None:
+        """Per-row timestamps in seconds, or None when unknown.
+
+        From ``<clip>.times.npy`` when present, else ``arange(T) / rate`` when the config
+        declares a rate, else the CSV's timestamp column when there is one.
+        """
+        p = self.path(clip_id)
+        if self.kind == "csv":
+            return self._load_csv(p)[1]
+        tp = p.with_name(clip_id + TIMES_SUFFIX)
+        if tp.exists():
+            return read_npy(tp).astype(np.float64).reshape(-1)
         rate = self.rate
         if rate:
             n = read_npy(p, mmap=True).shape[0]
@@ -699,6 +696,7 @@ def import_features(src_dir: str | Path, store: str | Path, name: str, *, modali
         "source": str(Path(src_dir).resolve()),
     }
     status = src.status()
+    face = config["modality"] in ("face", "video") or bool(getattr(src, "_csv_openface", False))
     with StoreWriter(store, config, overwrite=overwrite) as w:
         todo = [cid for cid in sorted(src._files) if cid not in w.done]
         for cid in tqdm(todo, desc=f"import {name}", unit="clip", disable=not progress):
@@ -724,4 +722,3 @@ def import_features(src_dir: str | Path, store: str | Path, name: str, *, modali
             else:
                 w.write(ManifestRow(cid, path, st, "not usable in the source folder"))
     return open_source(Path(store) / name)
-    face = config["modality"] in ("face", "video") or bool(getattr(src, "_csv_openface", False))
