@@ -21,10 +21,16 @@ FAST = ["--preset", "fast", "--epochs", "2", "--batch-size", "128", "--lr", "0.0
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("view")
-    c = generate_feature_corpus(root / "corpus", n_train_actors=10, n_test_actors=2, n_train_clips=None,
-                                n_test_clips=None, clips_per_actor=36, dim=4, frames=(4, 6), signal=2.5, seed=3)
+def corpus(tmp_path_factory):
+    return generate_feature_corpus(tmp_path_factory.mktemp("view") / "corpus", n_train_actors=10, n_test_actors=2,
+                                   n_train_clips=None, n_test_clips=None, clips_per_actor=36, dim=4, frames=(4, 6),
+                                   signal=2.5, seed=3)
+
+
+@pytest.fixture(scope="module")
+def run_dir(corpus, tmp_path_factory):
+    root = tmp_path_factory.mktemp("viewrun")
+    c = corpus
     r = CliRunner().invoke(cli, ["benchmark", "--metadata", str(c.train_metadata), "--features", str(c.sources["video"]),
                                  "--test-metadata", str(c.test_metadata), "--selection", "paper",
                                  "--out", str(root / "run"), *FAST], catch_exceptions=False)
@@ -150,3 +156,27 @@ def test_timelines_file_checks(tmp_path):
         read_timelines(p)
     assert timelines_path("a/b/pred.json") == Path("a/b/pred.timelines.json")
     assert timelines_path("pred.csv") == Path("pred.timelines.json")
+
+
+def test_predict_with_a_bundle_writes_what_view_needs(corpus, tmp_path):
+    c = corpus
+    runner = CliRunner()
+    r = runner.invoke(cli, ["train", "--metadata", str(c.train_metadata), "--features", str(c.sources["audio"]),
+                            "--head", "linear", "--out", str(tmp_path / "model"), *FAST], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    few = tmp_path / "few"
+    few.mkdir()
+    for p in sorted(c.sources["audio"].glob("A*.npy"))[:4]:
+        (few / p.name).write_bytes(p.read_bytes())
+    out = tmp_path / "pred.json"
+    r = runner.invoke(cli, ["predict", str(tmp_path / "model"), str(few), "-o", str(out)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    doc = read_timelines(timelines_path(out))
+    table = pd.read_csv(out.with_suffix(".csv"))
+    assert [x["clip_id"] for x in doc["clips"]] == list(table["clip_id"]) and len(doc["clips"]) == 4
+    assert doc["notice"] is None and "NOTICE" not in r.stdout
+    for x in doc["clips"]:
+        assert len(x["times"]) >= 1 and np.array(x["timeline"]).shape == (len(x["times"]), 6)
+    text = render_view([out], output=tmp_path / "v.html")
+    clips = _data(text)["p0"]["clips"]
+    assert [x["id"] for x in clips] == list(table["clip_id"]) and all(x["timeline"] for x in clips)
