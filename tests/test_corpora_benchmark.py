@@ -155,3 +155,14 @@ def test_recipes_extract_egemaps_and_cross_corpus_benchmark(tmp_path):
     assert "trained on emodb, tested on generic" in (tmp_path / "run" / "results.md").read_text(encoding="utf-8")
     test = pd.read_csv(tmp_path / "run" / "predictions" / "test.csv", keep_default_na=False)
     assert sorted(test["clip_id"]) == ["Sprecherin ä ang 0", "Sprecherin ä hap 1", "Sprecherin ä sad 2"]
+
+
+@pytest.mark.slow
+def test_train_on_a_corpus_without_blends_says_salience_is_undefined(tmp_path):
+    rows = _rows([("a", lambda a, i, e: f"{a} {i} {e}"), ("b", lambda a, i, e: f"{a}-{i}-{e}")], n=3)
+    meta, feats = _corpus(tmp_path, "tiny", rows)
+    r = _run(["train", "--metadata", str(meta), "--features", str(feats), "--out", str(tmp_path / "m"), *FAST[:-1]])
+    assert r.exit_code == 0, r.output
+    assert "salience n/a (no blends)" in r.output
+    info = json.loads((tmp_path / "m" / "bundle.json").read_text())["info"]["cv"]
+    assert info["acc_salience"] is None and all(f["acc_salience"] is None for f in info["folds"])

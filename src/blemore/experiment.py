@@ -736,6 +736,10 @@ def train_model(cfg: ExperimentConfig, *, progress: bool = True, table: pd.DataF
         "folds": [{"fold": f["fold"], **{k: f["score"][k] for k in ("acc_presence", "acc_salience")}}
                   for f in cv["folds"]],
     }
+    if not TARGET_IS_BLEND[exp.target[exp.train_pos]].any():  # salience undefined without blends
+        model.info["cv"]["acc_salience"] = None
+        for f in model.info["cv"]["folds"]:
+            f["acc_salience"] = None
     if cfg.model_dir:
         model.save(cfg.model_dir)
     return model

@@ -331,7 +331,7 @@ def train_cmd(quiet, head, as_json, actor_norm, identity_groups, **options):
     click.echo(f"Trained {head} on {model.info.get('train_clips')} clips, {model.epochs} epochs, {params or 'no thresholds'}")
     if cv:
         click.echo(f"Out-of-fold (selection data, optimistic): presence {cv['acc_presence']:.3f}, "
-                   f"salience {cv['acc_salience']:.3f}")
+                   "salience " + ("n/a (no blends)" if cv["acc_salience"] is None else f"{cv['acc_salience']:.3f}"))
     click.echo(f"Model bundle: {model_dir}")
 
 
@@ -377,6 +377,19 @@ def _classify_inputs(model, inputs: Sequence[str]):
     return None
 
 
+def _names_a_model(arg: str) -> bool:
+    """Whether ``predict``'s first argument is the model: a model name (bundle folder,
+    ``hf://``, ``face-zero-shot``), or a folder holding no media clip (loading it then says why
+    it is not a model); otherwise it is the first input of the built-in face model."""
+    from blemore.hub import is_model_spec
+    from blemore.media import MEDIA_EXTENSIONS
+
+    if is_model_spec(arg):
+        return True
+    p = Path(arg)
+    return p.is_dir() and not any(f.suffix.lower() in MEDIA_EXTENSIONS for f in p.rglob("*") if f.is_file())
+
+
 @click.command("predict")
 @click.argument("args", nargs=-1, required=True, metavar="[MODEL] INPUTS...")
 @click.option("--model", "model_opt", default=None,
@@ -403,14 +416,14 @@ def predict_cmd(args, model_opt, output, store, workers, timeline, as_json):
     import tempfile
 
     from blemore.bundle import ModelBundle
-    from blemore.hub import is_model_spec, resolve_model
+    from blemore.hub import resolve_model
     from blemore.view import bundle_timeline_records, timelines_path, write_timelines
     from blemore.zeroshot import NAME as ZERO_SHOT
 
     _show_warnings()
     spec, inputs = model_opt, list(args)
     if spec is None:
-        spec = inputs.pop(0) if is_model_spec(inputs[0]) else ZERO_SHOT
+        spec = inputs.pop(0) if _names_a_model(inputs[0]) else ZERO_SHOT
     missing = [p for p in inputs if not Path(p).exists()]
     if not inputs or missing:
         raise UserError("no inputs to predict" if not inputs else
