@@ -170,3 +170,31 @@ def test_score_applies_the_submit_entry_check(entry, problem):
     sub = {"predictions": {f"test_{i:04d}.mov": _p(("hap", 100)) for i in range(1, 595)}}
     sub["predictions"]["test_0001.mov"] = entry
     assert any(problem in p for p in validate_submission(sub))
+
+
+def test_single_emotion_scores_match_a_clip_by_clip_count():
+    """Accuracy, UAR, macro-F1 and the 6x6 confusion against plain loops (blend or empty
+    predictions are wrong and count as 'other'); blend truths are left out."""
+    from blemore.metrics import single_emotion_scores
+
+    rng = np.random.default_rng(3)
+    true = rng.integers(0, 6, 300)
+    true[:20] = 10  # blend truths: not scored here
+    pred = np.where(rng.random(300) < 0.6, true, rng.integers(-1, 36, 300))
+    s = single_emotion_scores(pred, true)
+    keep = true < 6
+    t, p = true[keep], pred[keep]
+    conf = [[sum(1 for a, b in zip(t, p) if a == i and b == j) for j in range(6)] for i in range(6)]
+    other = [sum(1 for a, b in zip(t, p) if a == i and not 0 <= b < 6) for i in range(6)]
+    assert s["confusion"] == conf and s["other"] == other and s["n_clips"] == keep.sum()
+    assert s["accuracy"] == pytest.approx(np.mean(t == p))
+    recalls = [np.mean(p[t == i] == i) for i in range(6) if (t == i).any()]
+    assert s["uar"] == pytest.approx(np.mean(recalls))
+    f1s = []
+    for i in range(6):
+        tp = np.sum((t == i) & (p == i))
+        prec = tp / max(np.sum(p == i), 1)
+        rec = tp / max(np.sum(t == i), 1)
+        if (t == i).any() or (p == i).any():
+            f1s.append(0.0 if prec + rec == 0 else 2 * prec * rec / (prec + rec))
+    assert s["macro_f1"] == pytest.approx(np.mean(f1s))
