@@ -42,6 +42,7 @@ from blemore.labels import clip_id_from_path
 from blemore.media import MEDIA_EXTENSIONS
 from blemore.store import ManifestRow, StoreWriter
 from blemore.validate import coerce_settings
+from blemore.extractors._face import FaceExtractor, run_face_pass
 
 __all__ = [
     "DEFAULT_EXTRACTORS",
@@ -173,8 +174,6 @@ def _failed(e_dim: int, error: str) -> ExtractResult:
 
 def _run_clip(path: str, names: Sequence[str]) -> dict[str, ExtractResult]:
     """Run the named extractors on one clip (in a worker). Never raises for one clip's problems."""
-    from blemore.extractors._face import FaceExtractor, run_face_pass
-
     out: dict[str, ExtractResult] = {}
     groups: dict[tuple, list[FaceExtractor]] = {}
     for name in names:

@@ -26,6 +26,8 @@ import numpy as np
 from blemore.errors import BlemoreError
 from blemore.pooling import Pooling
 from blemore.registry import Registry
+from blemore.store import StoreError, open_source
+from blemore.pooling import stat_columns
 
 __all__ = [
     "FeatureSet", "MissingReport", "FeatureError", "open_features", "load_features", "pool_source",
@@ -43,8 +45,6 @@ def open_features(src: Any):
     already has ``name``, ``clip_ids`` and ``load(clip_id)``."""
     if hasattr(src, "load") and hasattr(src, "clip_ids"):
         return src
-    from blemore.store import StoreError, open_source
-
     folder = str(src)
     if folder.endswith("]") and "[layers=" in folder:  # STORE/name[layers=A-B]: see blemore.store
         folder = folder[:folder.rindex("[layers=")]
@@ -266,8 +266,6 @@ def load_features(
             np.arange(len(keep), dtype=np.int64), [len(p) for p in parts])
         cols = getattr(src, "columns", None)
         if cols and pooling.per_clip:
-            from blemore.pooling import stat_columns
-
             cols = stat_columns(cols, pooling.stats)
         columns[name] = list(cols) if cols and len(cols) == d else None
         configs[name] = {"name": getattr(src, "name", name), "root": str(getattr(src, "root", "")),

@@ -22,6 +22,8 @@ from typing import Any
 
 from blemore import __version__
 from blemore.errors import BlemoreError
+from blemore.bundle import ModelBundle
+from blemore.zeroshot import NAME, FaceZeroShot
 
 __all__ = ["HubError", "HF_PREFIX", "parse_hf", "is_model_spec", "download_model", "resolve_model", "push_model",
            "model_card", "BUNDLE_PATTERNS"]
@@ -48,8 +50,6 @@ def parse_hf(spec: str) -> tuple[str, str | None]:
 
 def is_model_spec(text: str) -> bool:
     """True for ``face-zero-shot``, ``hf://...`` and folders holding a ``bundle.json``."""
-    from blemore.zeroshot import NAME
-
     return text == NAME or text.startswith(HF_PREFIX) or (Path(text) / "bundle.json").is_file()
 
 
@@ -94,9 +94,6 @@ def resolve_model(spec: str | os.PathLike, **hub_kwargs: Any):
     """A model from its name: ``face-zero-shot``, ``hf://owner/repo[@revision]`` or a bundle
     folder. Returns a :class:`~blemore.zeroshot.FaceZeroShot` or a
     :class:`~blemore.bundle.ModelBundle`."""
-    from blemore.bundle import ModelBundle
-    from blemore.zeroshot import NAME, FaceZeroShot
-
     s = str(spec)
     if s == NAME:
         return FaceZeroShot()
@@ -175,8 +172,6 @@ def push_model(model_dir: str | os.PathLike, repo_id: str, *, revision: str | No
     commit URL. Only ``bundle.json``, the weights files it names and ``README.md`` are sent."""
     from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.errors import HfHubHTTPError
-
-    from blemore.bundle import ModelBundle
 
     root = Path(model_dir)
     ModelBundle.load(root)  # refuses broken or tampered bundles before anything is sent

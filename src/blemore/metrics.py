@@ -33,6 +33,7 @@ from blemore.labels import (
     Label,
     LabelError,
     clip_id_from_path,
+    encode_labels,
     encode_prediction,
 )
 from blemore.predictions import entry_problems
@@ -83,8 +84,6 @@ def score_codes(
 
 def score_labels(pred: Sequence[Label | None], true: Sequence[Label]) -> dict[str, float | int]:
     """Both metrics on aligned sequences of :class:`Label` (``None`` = no prediction)."""
-    from blemore.labels import encode_labels
-
     pm, pt = encode_labels(pred)
     _, tt = encode_labels(true)
     return score_codes(pm, pt, tt)

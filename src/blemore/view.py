@@ -40,6 +40,9 @@ import numpy as np
 from blemore._io import atomic_write_bytes
 from blemore.errors import BlemoreError
 from blemore.labels import EMOTION_NAMES, EMOTIONS, INVALID, TARGET_NAMES, parse_clip_id
+from blemore.media import MediaError, probe
+from blemore.report import compare_runs
+from blemore.media import AUDIO_EXTENSIONS
 
 __all__ = ["render_view", "write_view", "write_timelines", "bundle_timeline_records", "read_timelines", "timelines_path", "ViewError",
            "TIMELINES_FORMAT"]
@@ -123,8 +126,6 @@ def bundle_timeline_records(model, pred, sources: Mapping[str, Any],
     the clip's features in ``sources``, and the media path from ``media`` (clip id -> file).
     A clip whose timeline cannot be computed keeps its label, with a warning naming it."""
     import warnings
-
-    from blemore.media import MediaError, probe
 
     rates = {n: getattr(sources[n], "rate", None) for n in model.source_names}
     labels = pred.labels()
@@ -319,8 +320,6 @@ def _run_section(run_dir: Path, idx: int) -> tuple[str, dict]:
 
 
 def _comparison(run_dirs: Sequence[Path]) -> str:
-    from blemore.report import compare_runs
-
     rows = compare_runs(run_dirs)
     body = [[f'<a href="#run-{i}">{_e(r["run"])}</a>', _e(r["features"]), _e(r["head"]), _e(r["selection"]),
              _e(_fmt(r["val_presence"])), _e(_fmt(r["val_salience"])), _e(_fmt(r["test_presence"])),
@@ -348,8 +347,6 @@ def _ablation_section(folder: Path) -> str:
 # ----------------------------------------------------------------------------- predictions
 def _media_url(media: str | None, out_dir: Path, copy_dir: Path | None, used: set) -> tuple[str | None, str | None]:
     """(URL relative to the HTML file, kind "video"/"audio") for a media file that exists."""
-    from blemore.media import AUDIO_EXTENSIONS
-
     if not media:
         return None, None
     m = Path(media)

@@ -28,6 +28,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from blemore.extractors.base import Extractor, ExtractorConfig, ExtractResult
+from blemore.media import MediaError, NoVideoError, iter_frames, probe
 
 __all__ = [
     "FacePassConfig",
@@ -232,8 +233,6 @@ def run_face_pass(path: str | Path, extractors: Sequence[FaceExtractor]) -> list
     (the latter still carries the NaN rows and timestamps). ``info`` holds ``frames``,
     ``seconds`` (span of the analysed frames) and ``faces`` (frames with a face).
     """
-    from blemore.media import MediaError, NoVideoError, iter_frames, probe
-
     if not extractors:
         return []
     keys = {e.pass_key() for e in extractors}

@@ -40,6 +40,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from blemore import media
 from blemore.errors import BlemoreError
 from blemore.extractors.base import Extractor, ExtractorConfig, ExtractResult
 
@@ -485,8 +486,6 @@ def read_audio_16k(path: str | Path) -> np.ndarray:
     """Mono float32 waveform at 16 kHz (channels averaged; see :func:`blemore.media.read_audio`).
 
     Raises :class:`blemore.media.NoAudioError` when the file has no audio stream."""
-    from blemore import media
-
     wave, sr = media.read_audio(path, sr=16000)
     if sr != 16000:
         raise RuntimeError(f"blemore.media.read_audio returned {sr} Hz for {path}; expected 16000")
@@ -498,20 +497,14 @@ def iter_video_frames(path: str | Path, fps: float | None = None, max_side: int 
     """(RGB uint8 (H, W, 3) frame, time in seconds) pairs, decoded in bounded memory.
 
     Raises :class:`blemore.media.NoVideoError` when the file has no video stream."""
-    from blemore import media
-
     yield from media.iter_frames(path, fps=fps, max_side=max_side)
 
 
 def media_status(exc: BaseException) -> str:
     """The manifest status for a decoding error: ``no-audio``, ``no-video`` or ``failed``."""
-    try:
-        from blemore import media
-    except ImportError:
-        return "failed"
-    if isinstance(exc, getattr(media, "NoAudioError", ())):
+    if isinstance(exc, media.NoAudioError):
         return "no-audio"
-    if isinstance(exc, getattr(media, "NoVideoError", ())):
+    if isinstance(exc, media.NoVideoError):
         return "no-video"
     return "failed"
 

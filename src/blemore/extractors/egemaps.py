@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from blemore.extractors.base import Extractor, ExtractorConfig, ExtractResult, register_extractor
+from blemore.media import MediaError, NoAudioError, is_silent, read_audio
 
 LLD_COLUMNS = (
     "Loudness_sma3", "alphaRatio_sma3", "hammarbergIndex_sma3", "slope0-500_sma3", "slope500-1500_sma3",
@@ -98,8 +99,6 @@ class EGeMAPS(Extractor):
         return x, t
 
     def extract(self, path: str | Path) -> ExtractResult:
-        from blemore.media import MediaError, NoAudioError, is_silent, read_audio
-
         t0 = time.perf_counter()
         d = self.dim
 

@@ -58,6 +58,7 @@ from blemore.extractors._hf import (
     parse_layers,
     read_json,
 )
+from blemore.extractors import _face
 from blemore.extractors.base import ExtractResult, register_extractor
 
 __all__ = [
@@ -162,12 +163,11 @@ class _FaceCropper:
     """
 
     def __init__(self) -> None:
+        self._face = _face
         try:
-            from blemore.extractors import _face
+            self.tracker = _face.get_tracker()
         except ImportError as exc:  # mediapipe missing
             raise ExtractorUnavailableError(f"face_crop needs the face-mesh helpers (mediapipe): {exc}") from exc
-        self._face = _face
-        self.tracker = _face.get_tracker()
 
     def reset(self) -> None:
         self.tracker.reset()

@@ -77,6 +77,7 @@ from blemore.extractors._hf import (
 )
 from blemore.extractors.base import ExtractResult, register_extractor
 from blemore.extractors.hf_video import IMAGENET_MEAN, IMAGENET_STD, segment_starts
+from blemore.extractors.hf_image import _FaceCropper
 
 __all__ = ["HiCMAEConfig", "HiCMAE", "HiCMAEModel", "hicmae_config_from_state_dict", "build_hicmae",
            "load_hicmae_checkpoint", "HICMAE_AUDIO", "HICMAE_PREPROCESS"]
@@ -464,8 +465,6 @@ class HiCMAE(HFExtractor):
                 max_length=cfg["audio_length"], mean=HICMAE_AUDIO["mean"], std=HICMAE_AUDIO["std"],
                 do_normalize=True)
         if self.config.face_crop and self._face is None:
-            from blemore.extractors.hf_image import _FaceCropper
-
             self._face = _FaceCropper()
 
     def _model_dim(self) -> int:

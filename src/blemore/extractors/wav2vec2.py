@@ -41,6 +41,7 @@ from blemore.extractors._hf import (
 )
 from blemore.extractors.base import ExtractResult, register_extractor
 from blemore.extractors.hf_audio import AudioEncoder, AudioEncoderConfig
+from blemore.extractors._hf import pick_device
 
 __all__ = ["Wav2Vec2Config", "Wav2Vec2Family", "Wav2Vec2Emotion", "AVDHead", "build_avd_head", "MODEL_TYPES"]
 
@@ -238,8 +239,6 @@ class Wav2Vec2Family(AudioEncoder):
         """As :meth:`HFExtractor.from_model`; ``head``: an :func:`build_avd_head` module for ``output='avd'``."""
         e = cls(**settings)
         e.head = head
-        from blemore.extractors._hf import pick_device
-
         e.device = pick_device(e.config.device)
         e.model = model
         e._setup(model, preprocessor_config or {})

@@ -47,6 +47,7 @@ from blemore.labels import (
     TARGET_TO_MASK,
     TARGET_TO_SET,
 )
+from blemore.metrics import score_codes
 
 __all__ = [
     "StructuredHead", "Flat36Head", "StructuredDecoder", "joint_from_parts", "set_marginal",
@@ -142,8 +143,6 @@ class StructuredDecoder(Decoder):
         return TARGET_TO_MASK[target].astype(np.int64), target
 
     def calibrate(self, outputs: np.ndarray, true_target: np.ndarray) -> DecoderFit:
-        from blemore.metrics import score_codes
-
         true_target = np.asarray(true_target, dtype=np.int64)
         if len(true_target) != len(outputs):
             raise ValueError(f"{len(outputs)} output rows but {len(true_target)} true targets")

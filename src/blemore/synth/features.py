@@ -43,6 +43,8 @@ import numpy as np
 
 from blemore.labels import EMOTIONS, NEUTRAL, TARGETS, Label, format_clip_id
 from blemore.synth import SynthError
+from blemore.dataset import clip_table, make_folds, write_metadata
+from blemore.store import ManifestRow, StoreWriter
 
 __all__ = ["generate_feature_corpus", "SynthFeatureCorpus", "actor_clip_plan"]
 
@@ -159,9 +161,6 @@ def generate_feature_corpus(
     noise. ``nan_rate`` is the share of clips of face-like sources (name containing
     ``video``/``face``) with a run of all-NaN frames (no face found).
     """
-    from blemore.dataset import clip_table, make_folds, write_metadata
-    from blemore.store import ManifestRow, StoreWriter
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if not sources:

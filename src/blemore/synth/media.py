@@ -48,6 +48,9 @@ from blemore.labels import EMOTIONS, NEUTRAL, TARGETS, Label, format_clip_id
 from blemore.synth import SynthError
 from blemore.synth import face as _face
 from blemore.synth import voice as _voice
+from blemore.media import write_video
+from blemore import dataset
+from blemore._io import atomic_write_text
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -355,8 +358,6 @@ class MediaCorpus:
 
 
 def _write_clip(path: Path, frames: np.ndarray, audio: np.ndarray, fps: float, sr: int) -> None:
-    from blemore.media import write_video
-
     write_video(path, frames, fps=fps, audio=audio, sr=sr)
 
 
@@ -425,9 +426,6 @@ def generate_media_corpus(
     import multiprocessing as mp
 
     from tqdm.auto import tqdm
-
-    from blemore import dataset
-    from blemore._io import atomic_write_text
 
     if config is None:
         config = SynthConfig(**overrides)
