@@ -19,6 +19,13 @@ Protocol (:func:`run_experiment`):
      15 trainings (5 outer + 10 pairs), not 25.
    * ``selection="paper"``: on fold ``k`` itself, as the paper did (optimistic).
 
+   Small corpora: ``folds="loso"`` makes one fold per actor; without folds in the metadata and
+   fewer actors than ``folds``, each actor is a fold. With fewer than three folds nested
+   selection has no second fold to hold out, so it uses inner folds made within each
+   training part (by actor, or by clip when the part has one actor); the report says so.
+   Without blends salience is undefined: null in ``results.json``, "n/a (no blends)" in
+   ``results.md``, with accuracy, UAR, macro-F1 and a 6x6 confusion matrix instead.
+
 4. Test: the epoch, weights and thresholds are chosen on the pooled out-of-fold outputs of
    the 5 outer models; a final model is trained on all training clips for that many epochs,
    the test clips are decoded with those thresholds, scored when labelled, and a challenge
