@@ -28,7 +28,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -38,7 +38,7 @@ import pandas as pd
 from blemore import __version__
 from blemore._io import atomic_folder
 from blemore.errors import BlemoreError
-from blemore.extract import extract
+from blemore.extract import extract, find_media
 from blemore.features import FeatureSet, TransformChain, load_features, open_features
 from blemore.fusion import Fusion, create_fusion
 from blemore.heads.base import Head, create_head
@@ -59,6 +59,17 @@ class BundleError(BlemoreError, ValueError):
     """A model folder that cannot be read, or inputs that do not match the model."""
 
 
+_SKIP_REASONS = {"no-audio": "no audio", "no-video": "no video", "no-face": "no face found",
+                 "failed": "extraction failed"}
+
+
+def _nothing_to_predict(skipped: Mapping[str, str]) -> str:
+    lines = [f"  {c}: {why}" for c, why in list(skipped.items())[:20]]
+    more = [f"  ... and {len(skipped) - 20} more"] if len(skipped) > 20 else []
+    return (f"none of the {len(skipped)} clip(s) can be predicted with this model:\n"
+            + "\n".join(lines + more))
+
+
 @dataclass
 class BundlePart:
     """One fusion group: its sources, fitted transforms and trained head."""
@@ -76,6 +87,8 @@ class Predictions:
     proba: np.ndarray
     mask: np.ndarray
     target: np.ndarray
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Clips that were asked for but could not be predicted -> why (e.g. ``"wavlm: no audio"``)."""
 
     def labels(self) -> list[str]:
         """Readable predictions (``hap``, ``ang+hap 70/30``; :func:`blemore.predictions.code_name`)."""
@@ -269,6 +282,21 @@ class ModelBundle:
             if absent:
                 raise BundleError(f"the feature set lacks source(s) {absent} the model needs ({self.source_names})")
             return fs if clip_ids is None else fs.subset(list(clip_ids))
+        srcs = self._sources(features)
+        if clip_ids is None:
+            clip_ids, _ = self.coverage(srcs)
+        fs = load_features(srcs, list(clip_ids), self.pooling, missing=missing)
+        renamed = dict(zip(list(fs.blocks), self.source_names))
+        fs.blocks = {renamed[k]: v for k, v in fs.blocks.items()}
+        fs.owners = {renamed[k]: v for k, v in fs.owners.items()}
+        for name, src in zip(self.source_names, self.sources):
+            if fs.dim(name) != src["pooled_dim"]:
+                raise BundleError(f"source {name!r} gives {fs.dim(name)} pooled features; "
+                                  f"the model was trained on {src['pooled_dim']}")
+        return fs
+
+    def _sources(self, features: Any) -> list:
+        """The model's sources, in order, opened from a mapping name -> source/path or a list."""
         if isinstance(features, Mapping):
             by_name = {str(k): open_features(v) for k, v in features.items()}
         else:
@@ -281,21 +309,35 @@ class ModelBundle:
         if absent:
             raise BundleError(f"the model needs feature source(s) {self.source_names}; missing {absent} "
                               f"(given: {sorted(by_name)})")
-        srcs = [by_name[n] for n in self.source_names]
+        return [by_name[n] for n in self.source_names]
+
+    def coverage(self, sources: Sequence[Any], clip_ids: Sequence[str] | None = None) -> tuple[list[str], dict[str, str]]:
+        """Which clips every one of the model's ``sources`` (in :attr:`source_names` order) has
+        features for, and why each other clip cannot be predicted (``"wavlm-large: no audio"``).
+        ``clip_ids`` defaults to every clip any source knows (its files and manifest)."""
+        known = [set(s.clip_ids) for s in sources]
+        status = [s.status() if hasattr(s, "status") else {} for s in sources]
+        rows = [s.manifest() if hasattr(s, "manifest") else {} for s in sources]
         if clip_ids is None:
-            common = set(srcs[0].clip_ids)
-            for s in srcs[1:]:
-                common &= set(s.clip_ids)
-            clip_ids = sorted(common)
-        fs = load_features(srcs, list(clip_ids), self.pooling, missing=missing)
-        renamed = dict(zip(list(fs.blocks), self.source_names))
-        fs.blocks = {renamed[k]: v for k, v in fs.blocks.items()}
-        fs.owners = {renamed[k]: v for k, v in fs.owners.items()}
-        for name, src in zip(self.source_names, self.sources):
-            if fs.dim(name) != src["pooled_dim"]:
-                raise BundleError(f"source {name!r} gives {fs.dim(name)} pooled features; "
-                                  f"the model was trained on {src['pooled_dim']}")
-        return fs
+            every: set[str] = set()
+            for k, st in zip(known, status):
+                every |= k | set(st)
+            clip_ids = sorted(every)
+        ok, skipped = [], {}
+        for cid in dict.fromkeys(clip_ids):
+            why = []
+            for name, k, st, rw in zip(self.source_names, known, status, rows):
+                if cid in k:
+                    continue
+                code = st.get(cid)
+                err = getattr(rw.get(cid), "error", "") or ""
+                text = _SKIP_REASONS.get(code, f"status {code}") if code else "no features for this clip"
+                why.append(f"{name}: {text}" + (f" ({err[:120]})" if err and code == "failed" else ""))
+            if why:
+                skipped[cid] = "; ".join(why)
+            else:
+                ok.append(cid)
+        return ok, skipped
 
     def outputs(self, fs: FeatureSet, groups: Mapping[str, Any] | None = None) -> np.ndarray:
         """Combined per-clip outputs for every clip of ``fs``."""
@@ -315,11 +357,17 @@ class ModelBundle:
         """Predict clips from feature sources (a mapping name -> source/path, one source or a
         list, or a :class:`FeatureSet`). ``groups`` maps clip ids to actor/group ids for
         transforms that use them. Missing clips are imputed by default (with a warning)."""
+        skipped: dict[str, str] = {}
+        if clip_ids is None and not isinstance(features, FeatureSet):
+            features = dict(zip(self.source_names, self._sources(features)))
+            clip_ids, skipped = self.coverage(list(features.values()))
+            if not clip_ids:
+                raise BundleError(_nothing_to_predict(skipped))
         fs = self._feature_set(features, clip_ids, missing)
         out = self.outputs(fs, groups)
         mask, target = self.decoder().decode(out, self.params)
         proba = self.parts[0].head.outputs_to_proba(out)
-        return Predictions(list(fs.clip_ids), np.asarray(proba), mask, target)
+        return Predictions(list(fs.clip_ids), np.asarray(proba), mask, target, skipped=skipped)
 
     def extractors(self) -> tuple[list[str], dict[str, dict]]:
         """The extractor names and settings that made the model's feature sources (from their
@@ -344,11 +392,17 @@ class ModelBundle:
         store ``store`` with the model's extractors and settings, then predict.
         Returns ``(Predictions, {source name: FeatureSource})``."""
         names, settings = self.extractors()
+        asked = list(find_media([str(p) for p in paths]))
         extract([str(p) for p in paths], store, extractors=names, workers=workers, settings=settings,
                 progress=progress)
         st = open_store(store)
         sources = {s["name"]: st[s["config"]["extractor"]] for s in self.sources}
-        return self.predict(sources), sources
+        ok, skipped = self.coverage([sources[n] for n in self.source_names], asked)
+        if not ok:
+            raise BundleError(_nothing_to_predict(skipped))
+        pred = self.predict(sources, ok, missing="error")
+        pred.skipped = skipped
+        return pred, sources
 
     def timeline(self, arrays: Mapping[str, np.ndarray], window_s: float | None = None, hop_s: float | None = None,
                  rates: Mapping[str, float | None] | None = None) -> tuple[np.ndarray, np.ndarray]:

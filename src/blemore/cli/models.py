@@ -377,6 +377,18 @@ def _classify_inputs(model, inputs: Sequence[str]):
     return None
 
 
+def _report_skipped(skipped: dict, n_predicted: int, allow_partial: bool) -> None:
+    """List every clip that could not be predicted (stderr); refuse the batch unless allowed."""
+    if not skipped:
+        return
+    for cid, why in skipped.items():
+        click.echo(f"skipped {cid}: {why}", err=True)
+    if not allow_partial:
+        raise UserError(f"{len(skipped)} clip(s) could not be predicted (listed above; {n_predicted} could); "
+                        "nothing written. Pass --allow-partial to predict the others.")
+    click.echo(f"warning: {len(skipped)} clip(s) skipped, {n_predicted} predicted (--allow-partial)", err=True)
+
+
 def _names_a_model(arg: str) -> bool:
     """Whether ``predict``'s first argument is the model: a model name (bundle folder,
     ``hf://``, ``face-zero-shot``), or a folder holding no media clip (loading it then says why
@@ -405,7 +417,10 @@ def _names_a_model(arg: str) -> bool:
 @click.option("--timeline", type=click.Path(file_okay=False), default=None,
               help="Also write a per-window probability plot per clip into this folder (up to 20 clips).")
 @click.option("--json", "as_json", is_flag=True, help="Print the challenge JSON instead of the table.")
-def predict_cmd(args, model_opt, output, store, workers, timeline, as_json):
+@click.option("--allow-partial", is_flag=True,
+              help="Predict the clips that can be predicted when some cannot (e.g. no audio for an audio model); "
+                   "each skipped clip is still listed. Without it such a batch exits non-zero and writes nothing.")
+def predict_cmd(args, model_opt, output, store, workers, timeline, as_json, allow_partial):
     """Predict clips with a model bundle, a model on the Hugging Face Hub, or the built-in face model.
 
     MODEL is a bundle folder (from ``blemore train``), ``hf://owner/repo[@revision]``, or
@@ -459,6 +474,7 @@ def predict_cmd(args, model_opt, output, store, workers, timeline, as_json):
                 pred, sources = model.predict_media(list(inputs), store, workers=workers, progress=True)
             else:
                 pred = model.predict(sources)
+            _report_skipped(pred.skipped, len(pred.clip_ids), allow_partial)
             if output:
                 records = bundle_timeline_records(model, pred, sources, media)
             if timeline:

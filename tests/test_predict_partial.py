@@ -1,0 +1,70 @@
+"""blemore predict on batches where some clips cannot be predicted (issue 11): every skipped clip
+is listed with its reason, and the batch fails unless --allow-partial."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from blemore.bundle import BundleError, ModelBundle
+from blemore.cli import cli
+from blemore.store import ManifestRow, StoreWriter, open_source
+from blemore.synth.features import generate_feature_corpus
+
+FAST = ["--preset", "fast", "--epochs", "2", "--batch-size", "128", "--lr", "0.01", "--threads", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pp")
+    c = generate_feature_corpus(root / "c", n_train_actors=5, n_test_actors=1, n_train_clips=None, n_test_clips=None,
+                                clips_per_actor=36, dim=4, frames=(4, 6), seed=3, folds=5)
+    r = CliRunner().invoke(cli, ["train", "--metadata", str(c.train_metadata), "--features", str(c.sources["audio"]),
+                                 "--head", "linear", "--out", str(root / "m"), *FAST])
+    assert r.exit_code == 0, r.output
+    return c, root / "m"
+
+
+def _store(tmp_path, corpus, n_ok, n_noaudio):
+    """A store whose 'audio' source has n_ok clips with features and n_noaudio video-only clips."""
+    src = open_source(corpus.sources["audio"])
+    cfg = json.loads((corpus.sources["audio"] / "config.json").read_text())
+    w = StoreWriter(tmp_path / "S", cfg)
+    ids = src.clip_ids[: n_ok + n_noaudio]
+    dim = src.load(ids[0]).shape[1]
+    for cid in ids[:n_ok]:
+        a = src.load(cid)
+        w.write(ManifestRow(cid, f"{cid}.mp4", "ok", frames=len(a)), a)
+    for cid in ids[n_ok:]:
+        w.write(ManifestRow(cid, f"{cid}.mp4", "no-audio", "the file has no audio stream"),
+                np.zeros((0, dim), np.float32))
+    w.close()
+    return tmp_path / "S", ids[:n_ok], ids[n_ok:]
+
+
+def test_predict_lists_skipped_clips_and_fails_without_allow_partial(trained, tmp_path):
+    corpus, model = trained
+    store, ok, noaudio = _store(tmp_path, corpus, 3, 2)
+    out = tmp_path / "p.json"
+    r = CliRunner().invoke(cli, ["predict", str(model), str(store), "-o", str(out)])
+    assert r.exit_code != 0 and not out.exists(), r.output
+    for cid in noaudio:
+        assert f"skipped {cid}: audio: no audio" in r.output
+    assert "--allow-partial" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(cli, ["predict", str(model), str(store), "-o", str(out), "--allow-partial"])
+    assert r.exit_code == 0, r.output
+    assert sorted(k[:-4] for k in json.loads(out.read_text())["predictions"]) == sorted(ok)
+    assert all(f"skipped {cid}: audio: no audio" in r.output for cid in noaudio)
+    pred = ModelBundle.load(model).predict(open_source(store / "audio"))
+    assert pred.clip_ids == sorted(ok) and set(pred.skipped) == set(noaudio)
+
+
+def test_predict_all_video_only_says_no_audio(trained, tmp_path):
+    corpus, model = trained
+    store, _, noaudio = _store(tmp_path, corpus, 0, 2)
+    with pytest.raises(BundleError, match=r"none of the 2 clip\(s\) can be predicted.*\n.*audio: no audio"):
+        ModelBundle.load(model).predict(open_source(store / "audio"))
+    r = CliRunner().invoke(cli, ["predict", str(model), str(store)])
+    assert r.exit_code == 2 and "no audio" in r.output and "0 clips asked for" not in r.output, r.output
