@@ -76,3 +76,6 @@ def test_predict_clip_with_a_face(tmp_path):
     r2 = CliRunner().invoke(cli, ["predict", "--model", "face-zero-shot", str(clip), "--json"], catch_exceptions=False)
     assert r2.exit_code == 0 and json.loads(r2.stdout)["predictions"] == {"astronaut.mov": entry}
     assert NOTICE in r2.stderr
+    # a folder of clips as the first argument is input, not a model
+    r3 = CliRunner().invoke(cli, ["predict", str(tmp_path), "--json"], catch_exceptions=False)
+    assert r3.exit_code == 0 and json.loads(r3.stdout)["predictions"] == {"astronaut.mov": entry}
