@@ -27,7 +27,9 @@ import dataclasses
 import os
 import time
 import shutil
+import sys
 import tempfile
+import types
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -461,3 +463,15 @@ def _extract(inputs, out, exs: list[Extractor], eng: Engine | None, workers: int
         for w in writers.values():
             w.close()
     return ExtractionSummary(store, len(clips), len(tasks), time.perf_counter() - t0, tallies, failures, interrupted)
+
+
+class _CallableModule(types.ModuleType):
+    """``blemore.extract`` is both this module and the function :func:`extract`: once the module
+    is imported Python binds the name ``extract`` on the package to the module, so calling it
+    calls the function (``blemore.extract(inputs, out)`` works however it was reached)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> ExtractionSummary:
+        return extract(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

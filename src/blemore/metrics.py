@@ -36,7 +36,8 @@ from blemore.labels import (
     encode_labels,
     encode_prediction,
 )
-from blemore.predictions import entry_problems
+from blemore.dataset import load_metadata, truth_from_table
+from blemore.predictions import code_entries, entry_problems, load_json_strict
 
 
 def acc_presence(pred_mask: np.ndarray, true_mask: np.ndarray) -> float:
@@ -196,6 +197,63 @@ def score_predictions(
     )
 
 
+_NAME_TO_TARGET = {t.name(): t for t in TARGETS}
+
+
+def _frame_entries(frame) -> dict:
+    """``{clip: [entries]}`` from a prediction DataFrame: ``clip`` + ``label``
+    (:func:`blemore.predictions.prediction_frame`) or ``clip_id`` + ``emotions`` + ``salience``
+    (:func:`blemore.predictions.prediction_table`)."""
+    cols = set(frame.columns)
+    if {"clip", "label"} <= cols:
+        ids, labels = frame["clip"], frame["label"]
+    elif {"clip_id", "emotions", "salience"} <= cols:
+        ids = frame["clip_id"]
+        labels = [f"{e} {s}" if "+" in str(e) and str(s) else str(e)
+                  for e, s in zip(frame["emotions"], frame["salience"].fillna(""))]
+    else:
+        raise ScoringError(f"cannot score a table with columns {sorted(cols)}: expected 'clip' and 'label' "
+                           "(blemore.load_model(...).predict) or 'clip_id', 'emotions' and 'salience'")
+    out, problems = {}, []
+    for cid, lab in zip(ids, labels):
+        lab = "" if lab is None else str(lab).strip()
+        if lab in _NAME_TO_TARGET:
+            out[str(cid)] = _NAME_TO_TARGET[lab].to_prediction()
+            continue
+        emos = [e for e in lab.split(" ")[0].split("+") if e]
+        bad = [e for e in emos if e not in EMOTIONS]
+        if bad or not emos:
+            problems.append(f"clip {cid!r}: label {lab!r} is not a prediction (e.g. 'hap', 'ang+hap 70/30')")
+            continue
+        out[str(cid)] = code_entries(sum(1 << EMOTIONS.index(e) for e in emos), INVALID)
+    if problems:
+        raise ScoringError("cannot score these predictions:\n  " + "\n  ".join(problems), problems)
+    return out
+
+
+def score(predictions, metadata, *, allow_partial: bool = False, strict: bool = True) -> DictScore:
+    """Score predictions against labelled clips: the challenge's two accuracies.
+
+    ``predictions``: the challenge dict (with or without the top-level ``"predictions"`` key),
+    a path to such a JSON file, or a prediction DataFrame (``blemore.load_model(...).predict``'s
+    ``clip`` + ``label``, or a run's ``clip_id`` + ``emotions`` + ``salience`` table).
+    ``metadata``: a metadata CSV path, a clip table, or ``{clip_id: Label}``. The rest is
+    :func:`score_predictions` (every problem listed in one :class:`ScoringError`).
+    """
+    if hasattr(predictions, "columns"):
+        preds = _frame_entries(predictions)
+    elif isinstance(predictions, Mapping):
+        preds = predictions
+    else:
+        preds = load_json_strict(predictions, error=ScoringError)
+    if isinstance(metadata, Mapping):
+        truth = dict(metadata)
+    else:
+        table = metadata.copy() if hasattr(metadata, "columns") else load_metadata(metadata)
+        truth = truth_from_table(table)
+    return score_predictions(preds, truth, allow_partial=allow_partial, strict=strict)
+
+
 def _head(items: Sequence[str], n: int = 10) -> str:
     s = ", ".join(items[:n])
     return s + (f", ... ({len(items) - n} more)" if len(items) > n else "")
@@ -322,7 +380,7 @@ def single_emotion_scores(pred_target: np.ndarray, true_target: np.ndarray) -> d
 
 __all__ = [
     "single_emotion_scores",
-    "acc_presence", "acc_salience", "score_codes", "score_labels", "score_predictions",
+    "acc_presence", "acc_salience", "score_codes", "score_labels", "score_predictions", "score",
     "ScoringError", "DictScore", "confusion_matrix", "per_class", "per_emotion",
     "per_configuration", "CONFUSION_COLUMNS", "unwrap_predictions", "TARGETS",
 ]

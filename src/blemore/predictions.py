@@ -48,6 +48,7 @@ from blemore.labels import BLEND_EMOTIONS, EMOTIONS, INVALID, NEUTRAL, TARGETS, 
 __all__ = [
     "ProbabilityTableError", "PredictionFileError", "ProbabilityTable", "read_probabilities", "ID_COLUMNS", "PROB_PREFIXES",
     "entry_problems", "load_json_strict", "code_name", "code_names", "code_entries", "prediction_table",
+    "prediction_frame", "FRAME_COLUMNS",
 ]
 
 ID_COLUMNS = ("clip_id", "filename")
@@ -353,3 +354,23 @@ def prediction_table(clip_ids: Sequence[str], proba: np.ndarray, mask: Sequence[
         rows.append({"clip_id": cid, "emotions": emos, "salience": sal,
                      **{f"p_{e}": round(float(v), decimals) for e, v in zip(EMOTIONS, p)}})
     return pd.DataFrame(rows, columns=["clip_id", "emotions", "salience", *[f"p_{e}" for e in EMOTIONS]])
+
+
+FRAME_COLUMNS: tuple[str, ...] = ("clip", "emotions", "saliences", "label", *[f"p_{e}" for e in EMOTIONS])
+"""The columns of :func:`prediction_frame` (what ``blemore.load_model(...).predict`` returns)."""
+
+
+def prediction_frame(clip_ids: Sequence[str], proba: np.ndarray, mask: Sequence[int], target: Sequence[int],
+                     decimals: int = 4) -> Any:
+    """The API's prediction DataFrame, one row per clip, columns :data:`FRAME_COLUMNS`:
+
+    ``clip``: the clip id; ``emotions``: the predicted emotions joined by ``+`` (``ang+hap``,
+    ``hap``); ``saliences``: their saliences in the same order joined by ``/`` (``70/30``,
+    ``100``; empty when the decoded target is invalid); ``label``: the composite form
+    (:func:`code_name`: ``ang+hap 70/30``, ``hap``); ``p_ang`` ... ``p_neu``: the six class
+    probabilities (rounded to ``decimals``). Built from :func:`prediction_table`.
+    """
+    t = prediction_table(clip_ids, proba, mask, target, decimals=decimals)
+    t = t.rename(columns={"clip_id": "clip", "salience": "saliences"})
+    t.insert(3, "label", code_names(mask, target))
+    return t[list(FRAME_COLUMNS)]
