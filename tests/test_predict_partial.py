@@ -68,3 +68,25 @@ def test_predict_all_video_only_says_no_audio(trained, tmp_path):
         ModelBundle.load(model).predict(open_source(store / "audio"))
     r = CliRunner().invoke(cli, ["predict", str(model), str(store)])
     assert r.exit_code == 2 and "no audio" in r.output and "0 clips asked for" not in r.output, r.output
+
+
+def test_nan_and_out_of_range_inputs_are_named_in_a_warning(trained, tmp_path):
+    """issue 11: all-NaN/inf rows and inputs far outside the training range were predicted silently."""
+    from blemore.validate import InputWarning
+
+    corpus, model = trained
+    src = open_source(corpus.sources["audio"])
+    cfg = json.loads((corpus.sources["audio"] / "config.json").read_text())
+    w = StoreWriter(tmp_path / "S", cfg)
+    ids = src.clip_ids[:4]
+    arrays = {ids[0]: src.load(ids[0]), ids[1]: np.full_like(src.load(ids[1]), np.nan),
+              ids[2]: np.full_like(src.load(ids[2]), np.inf), ids[3]: src.load(ids[3]) * 1e4}
+    for cid, a in arrays.items():
+        w.write(ManifestRow(cid, f"{cid}.mp4", "ok", frames=len(a)), a)
+    w.close()
+    with pytest.warns(InputWarning) as rec:
+        pred = ModelBundle.load(model).predict(open_source(tmp_path / "S" / "audio"))
+    msg = "\n".join(str(r.message) for r in rec)
+    assert len(pred.clip_ids) == 4 and "3 of 4 clip(s)" in msg and ids[0] not in msg
+    assert f"{ids[1]}: every feature is NaN" in msg and f"{ids[2]}: every feature is NaN" in msg
+    assert f"{ids[3]}: far outside the training range" in msg

@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -44,10 +45,11 @@ from blemore.fusion import Fusion, create_fusion
 from blemore.heads.base import Head, create_head
 from blemore.labels import EMOTIONS
 from blemore.pooling import Pooling, pool_stats, windows
+from blemore.weights import WeightsError, load_state, save_state, sha256_file
 from blemore.predictions import code_names, prediction_table
 from blemore.store import open_store
 from blemore.submission import submission_dict
-from blemore.weights import WeightsError, load_state, save_state, sha256_file
+from blemore.validate import InputWarning, input_problems
 
 __all__ = ["ModelBundle", "BundlePart", "Predictions", "BundleError", "FORMAT", "FORMAT_VERSION"]
 
@@ -61,6 +63,18 @@ class BundleError(BlemoreError, ValueError):
 
 _SKIP_REASONS = {"no-audio": "no audio", "no-video": "no video", "no-face": "no face found",
                  "failed": "extraction failed"}
+
+
+def _warn_inputs(part: "BundlePart", X: np.ndarray, clip_ids: Sequence[str]) -> None:
+    """One warning naming every clip whose input is NaN/inf or far outside the training range
+    (measured with the part's first fitted standardisation, when it has one)."""
+    std = next((t for t in part.chain.transforms if hasattr(t, "mean_") and hasattr(t, "scale_")), None)
+    bad = input_problems(X, clip_ids, getattr(std, "mean_", None), getattr(std, "scale_", None))
+    if bad:
+        lines = [f"  {c}: {why}" for c, why in list(bad.items())[:20]]
+        more = [f"  ... and {len(bad) - 20} more"] if len(bad) > 20 else []
+        warnings.warn(f"{len(bad)} of {len(clip_ids)} clip(s) have inputs the model was not trained on; their "
+                      "predictions are unreliable:\n" + "\n".join(lines + more), InputWarning, stacklevel=3)
 
 
 def _nothing_to_predict(skipped: Mapping[str, str]) -> str:
@@ -348,6 +362,7 @@ class ModelBundle:
             X, owner = fs.rows(p.sources, pos)
             rc = pos if owner is None else pos[owner]
             g = None if groups is None else [groups.get(c) for c in ids[rc]]
+            _warn_inputs(p, X, ids[rc].tolist())
             X = p.chain.transform(X, clip_ids=ids[rc].tolist(), groups=g)
             outs.append(p.head.predict_outputs(X, owner))
         return self.fusion.combine(outs, self.fusion_weights, self.parts[0].head)

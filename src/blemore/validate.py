@@ -25,7 +25,8 @@ import numpy as np
 
 from blemore.errors import BlemoreError
 
-__all__ = ["SettingsError", "coerce_settings", "coerce_value", "array_problem", "nonfinite_rows"]
+__all__ = ["SettingsError", "InputWarning", "coerce_settings", "coerce_value", "array_problem", "nonfinite_rows",
+           "input_problems"]
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -34,6 +35,10 @@ _NONE = {"none", "null", ""}
 
 class SettingsError(BlemoreError, ValueError):
     """One or more settings whose value does not fit the declared type (lists them all)."""
+
+
+class InputWarning(UserWarning):
+    """Inputs a model can score but whose scores mean little (NaN rows, far outside training)."""
 
 
 def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
@@ -117,7 +122,7 @@ def array_problem(arr: Any) -> str | None:
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.issubdtype(arr.dtype, np.complexfloating):
         return f"dtype {arr.dtype} is not a real number type"
     if arr.ndim not in (1, 2):
-        return f"{arr.ndim}-D array of shape {arr.shape}; expected (frames, features) or (features,)"
+        return f"{arr.ndim}-D array of shape {arr.shape}; expected (T, D) = (frames, features) or (D,)"
     if arr.ndim == 2 and arr.shape[0] == 0:
         return f"zero frames (shape {arr.shape})"
     if arr.shape[-1] == 0:
@@ -131,3 +136,33 @@ def nonfinite_rows(X: np.ndarray) -> np.ndarray:
     if X.ndim != 2 or X.shape[1] == 0:
         return np.zeros(0, dtype=np.int64)
     return np.flatnonzero(~np.isfinite(X).any(axis=1))
+
+
+def input_problems(X: np.ndarray, clip_ids: Any, mean: np.ndarray | None = None, scale: np.ndarray | None = None,
+                   *, z_limit: float = 10.0, share: float = 0.1) -> dict[str, str]:
+    """Rows of a model's input ``X`` (pooled features, one row per clip) whose predictions mean
+    little, by clip id -> why: every value NaN/infinite, more than half of them, or (with the
+    training ``mean`` and ``scale``) more than ``share`` of the finite values beyond ``z_limit``
+    standard deviations of the training data."""
+    X = np.asarray(X, dtype=np.float64)
+    ids = list(clip_ids)
+    out: dict[str, str] = {}
+    if X.ndim != 2 or X.shape[1] == 0:
+        return out
+    finite = np.isfinite(X)
+    n_bad = (~finite).sum(axis=1)
+    far = np.zeros(len(X), dtype=np.int64)
+    if mean is not None and scale is not None and len(mean) == X.shape[1]:
+        with np.errstate(invalid="ignore", over="ignore"):
+            z = np.abs((X - np.asarray(mean, np.float64)) / np.asarray(scale, np.float64))
+        far = (finite & (z > z_limit)).sum(axis=1)
+    D = X.shape[1]
+    for i, cid in enumerate(ids):
+        if n_bad[i] == D:
+            out[str(cid)] = "every feature is NaN or infinite (the model sees the training mean)"
+        elif n_bad[i] * 2 > D:
+            out[str(cid)] = f"{int(n_bad[i])} of {D} features are NaN or infinite"
+        elif far[i] > share * (D - n_bad[i]):
+            out[str(cid)] = (f"far outside the training range: {int(far[i])} of {D - int(n_bad[i])} features "
+                             f"beyond {z_limit:g} standard deviations (other data or other extractor settings?)")
+    return out
