@@ -136,3 +136,47 @@ def test_cursor_follows_playback(tmp_path, browser):
         data = dt.call("Page.captureScreenshot", format="png")["data"]
         with open(shot, "wb") as f:
             f.write(base64.b64decode(data))
+
+
+def test_lazy_cards_filters_and_confusion_clicks(tmp_path, browser):
+    import pandas as pd
+
+    from blemore.labels import TARGET_NAMES
+
+    rng = np.random.default_rng(0)
+    ids = [f"A{100 + i % 7}_{'hap_int1' if i % 3 else 'sad_int2'}_ver{i}" for i in range(130)]
+    labels = ["hap" if rng.random() < 0.6 else "sad" for _ in ids]
+    out = tmp_path / "pred.json"
+    t = np.array([0.5, 1.0])
+    write_timelines(timelines_path(out), [{"clip_id": c, "label": lab, "proba": np.full(6, 1 / 6), "times": t,
+                                          "timeline": np.full((2, 6), 1 / 6)} for c, lab in zip(ids, labels)])
+    run = tmp_path / "run"
+    (run / "predictions").mkdir(parents=True)
+    (run / "results.json").write_text(json.dumps({"run": "r", "validation": {}}))
+    tt, pt = rng.integers(0, 6, 300), rng.integers(0, 36, 300)
+    pd.DataFrame({"clip_id": [f"c{i}" for i in range(300)], "actor": "A1", "fold": 0, "true_target": tt,
+                  "pred_target": pt}).to_csv(run / "predictions" / "validation.csv", index=False)
+    html = write_view([run, timelines_path(out)], tmp_path / "v.html")
+    dt = browser
+    dt.call("Page.navigate", url=html.resolve().as_uri())
+    deadline = time.monotonic() + 20
+    while dt.js("document.readyState") != "complete":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    cards = "document.querySelectorAll('.card').length"
+    assert dt.js(cards) == 40  # the first page only
+    wait_more = """new Promise(ok => { document.getElementById('sentinel-p0').scrollIntoView();
+        setTimeout(() => ok(document.querySelectorAll('.card').length), 500); })"""
+    assert dt.js(wait_more) == 80 and dt.js(wait_more) == 120 and dt.js(wait_more) == 130
+    wrong = sum(lab != ("hap" if "hap" in c else "sad") for c, lab in zip(ids, labels))
+    got = dt.js("""(() => { const s = document.querySelector('select[data-filter="result"]'); s.value = 'wrong';
+        s.dispatchEvent(new Event('change')); return [document.querySelectorAll('.card').length,
+        document.querySelectorAll('.card.wrong').length, document.getElementById('count-p0').textContent]; })()""")
+    assert got[0] == got[1] == min(wrong, 40) and got[2].endswith(f"of {wrong} clips shown")
+    # clicking a confusion cell lists exactly its clips
+    a, b = int(tt[0]), int(pt[0])
+    n = int(((tt == a) & (pt == b)).sum())
+    rows = dt.js(f"""(() => {{ document.querySelector('td.cm[data-cell="{a},{b}"]').click();
+        return [...document.querySelectorAll('#cmclips-r0-validation tr')].slice(1).map(r => r.cells[0].textContent); }})()""")
+    assert sorted(rows) == sorted(f"c{i}" for i in np.flatnonzero((tt == a) & (pt == b)))
+    assert len(rows) == n and TARGET_NAMES[a] in dt.js("document.querySelector('#cmclips-r0-validation h4').textContent")

@@ -443,7 +443,7 @@ def _predictions_section(path: Path, idx: int, out_dir: Path, copy_dir: Path | N
 
 # ----------------------------------------------------------------------------- page
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1400px}
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1400px;overflow-anchor:none}
 table{border-collapse:collapse;margin:.5em 0;font-size:13px}
 td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
 th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
@@ -538,7 +538,8 @@ function setup(key){
   function reset(){box.textContent="";n=0;shown=d.clips.filter(pass);more();}
   document.querySelectorAll('select[data-key="'+key+'"]').forEach(function(s){
     s.addEventListener("change",function(){filters[s.getAttribute("data-filter")]=s.value;reset();});});
-  if("IntersectionObserver" in window){new IntersectionObserver(function(es){if(es[0].isIntersecting&&n<shown.length){more();}}).observe(sent);}
+  function fill(){if(n<shown.length&&sent.getBoundingClientRect().top<window.innerHeight+200){more();requestAnimationFrame(fill);}}
+  if("IntersectionObserver" in window){new IntersectionObserver(function(es){if(es[es.length-1].isIntersecting){fill();}}).observe(sent);}
   else{var b=el("button",{},"more");b.addEventListener("click",more);sent.appendChild(b);}
   reset();
 }
