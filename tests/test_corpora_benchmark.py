@@ -166,3 +166,17 @@ def test_train_on_a_corpus_without_blends_says_salience_is_undefined(tmp_path):
     assert "salience n/a (no blends)" in r.output
     info = json.loads((tmp_path / "m" / "bundle.json").read_text())["info"]["cv"]
     assert info["acc_salience"] is None and all(f["acc_salience"] is None for f in info["folds"])
+
+
+def test_clip_table_takes_free_ids_with_labels_and_actors():
+    from blemore.dataset import clip_table
+    from blemore.labels import ClipIdError, Label
+
+    t = clip_table(["03a01Wa", "A102_ang_int1_ver1", "ünïcode id"], labels=[Label.single("ang")] * 3,
+                   actors=["03", "102", "x"])
+    assert list(t["clip_id"]) == ["03a01Wa", "A102_ang_int1_ver1", "ünïcode id"]
+    assert list(t["actor"]) == ["03", "A102", "x"]
+    with pytest.raises(ClipIdError):
+        clip_table(["03a01Wa"], labels=[Label.single("ang")])  # no actors: the grammar applies
+    with pytest.raises(DatasetError, match="path separator"):
+        clip_table(["a/b"], labels=[Label.single("ang")], actors=["1"])

@@ -130,11 +130,31 @@ def clip_table(
     anonymised ids), split ``"test"`` for anonymised ids else ``"train"``, folds ``-1``.
     Given ``labels`` replace the ids' (they must agree with a label-carrying id; a ``None``
     leaves that clip unlabelled), e.g. for anonymised test ids of a generated corpus; ``split``
-    may be one string for all rows. Raises :class:`~blemore.labels.ClipIdError` listing every
+    may be one string for all rows. With both ``labels`` and ``actors`` given, ids outside the
+    grammar are taken as they are (other corpora; actors verbatim; :func:`free_id_problem`
+    says which are refused). Raises :class:`~blemore.labels.ClipIdError` listing every
     malformed id and :class:`DatasetError` for duplicate ids, disagreeing labels or lengths
     that do not match.
     """
-    infos = parse_clip_ids([str(c) for c in clip_ids])
+    free_ok = labels is not None and actors is not None
+    infos: list[ClipInfo] = []
+    bad: list[tuple[str, str]] = []
+    refused: list[str] = []
+    for raw in (str(c) for c in clip_ids):
+        try:
+            infos.append(parse_clip_ids([raw])[0])
+        except ClipIdError as e:
+            if not free_ok:
+                bad.extend(e.bad)
+                continue
+            why = free_id_problem(raw)
+            if why is not None:
+                refused.append(why)
+            infos.append(ClipInfo(raw.split(".", 1)[0], None, None, "free"))
+    if bad:
+        raise ClipIdError(bad)
+    if refused:
+        raise DatasetError("clip_table", refused)
     n = len(infos)
     problems = []
     for name, vals in (("labels", labels), ("actors", actors), ("folds", folds), ("paths", paths),
@@ -153,7 +173,8 @@ def clip_table(
     if problems:
         raise DatasetError("clip_table", problems)
     acts = [i.actor for i in infos] if actors is None else [
-        (_actor_value(str(a)) or str(a)) if a is not None else None for a in actors]
+        None if a is None else str(a) if i.kind == "free" else (_actor_value(str(a)) or str(a))
+        for i, a in zip(infos, actors)]
     if split is None or isinstance(split, str):
         if split is not None and split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
