@@ -90,3 +90,20 @@ def test_nan_and_out_of_range_inputs_are_named_in_a_warning(trained, tmp_path):
     assert len(pred.clip_ids) == 4 and "3 of 4 clip(s)" in msg and ids[0] not in msg
     assert f"{ids[1]}: every feature is NaN" in msg and f"{ids[2]}: every feature is NaN" in msg
     assert f"{ids[3]}: far outside the training range" in msg
+
+
+def test_feature_size_mismatch_names_the_setting_that_differs(trained, tmp_path):
+    """issue 11: '10178 pooled features; the model was trained on 140' did not name the setting."""
+    corpus, model = trained
+    src = open_source(corpus.sources["audio"])
+    cfg = json.loads((corpus.sources["audio"] / "config.json").read_text())
+    cfg["settings"] = {**(cfg.get("settings") or {}), "landmarks": True}
+    cfg["dim"] = src.dim + 3
+    cfg.pop("columns", None)
+    w = StoreWriter(tmp_path / "S", cfg)
+    for cid in src.clip_ids[:2]:
+        a = np.concatenate([src.load(cid), np.zeros((len(src.load(cid)), 3), np.float32)], axis=1)
+        w.write(ManifestRow(cid, f"{cid}.mp4", "ok", frames=len(a)), a)
+    w.close()
+    with pytest.raises(BundleError, match=r"the extractor settings differ: audio\.landmarks: model None, features True"):
+        ModelBundle.load(model).predict(open_source(tmp_path / "S" / "audio"))

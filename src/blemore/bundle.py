@@ -77,6 +77,35 @@ def _warn_inputs(part: "BundlePart", X: np.ndarray, clip_ids: Sequence[str]) -> 
                       "predictions are unreliable:\n" + "\n".join(lines + more), InputWarning, stacklevel=3)
 
 
+def _config_difference(trained: Any, given: Any) -> str:
+    """``; the settings differ: face-mesh.landmarks: model False, features True`` (or ``""``),
+    comparing the extractor config recorded in the bundle with the feature folder's config.json."""
+    if not isinstance(trained, Mapping) or not isinstance(given, Mapping):
+        return ""
+
+    def flat(d: Any, prefix: str) -> dict[str, Any]:
+        if isinstance(d, Mapping):
+            out: dict[str, Any] = {}
+            for k, v in d.items():
+                out.update(flat(v, f"{prefix}.{k}" if prefix else str(k)))
+            return out
+        return {prefix: d}
+
+    name = str(trained.get("extractor") or given.get("extractor") or "")
+    a = flat({"extractor": trained.get("extractor"), "settings": trained.get("settings")}, "")
+    b = flat({"extractor": given.get("extractor"), "settings": given.get("settings")}, "")
+    diffs = []
+    for k in sorted(set(a) | set(b)):
+        if a.get(k) != b.get(k):
+            key = k if k == "extractor" else f"{name}.{k.removeprefix('settings.')}"
+            diffs.append(f"{key}: model {a.get(k)!r}, features {b.get(k)!r}")
+    if not diffs:
+        return ""
+    return "; the extractor settings differ: " + "; ".join(diffs[:10]) + (
+        " (extract again with the model's settings, e.g. --set " + diffs[0].split(":")[0] + "=...)"
+        if diffs[0].split(":")[0] != "extractor" else "")
+
+
 def _nothing_to_predict(skipped: Mapping[str, str]) -> str:
     lines = [f"  {c}: {why}" for c, why in list(skipped.items())[:20]]
     more = [f"  ... and {len(skipped) - 20} more"] if len(skipped) > 20 else []
@@ -303,10 +332,11 @@ class ModelBundle:
         renamed = dict(zip(list(fs.blocks), self.source_names))
         fs.blocks = {renamed[k]: v for k, v in fs.blocks.items()}
         fs.owners = {renamed[k]: v for k, v in fs.owners.items()}
-        for name, src in zip(self.source_names, self.sources):
+        for name, src, opened in zip(self.source_names, self.sources, srcs):
             if fs.dim(name) != src["pooled_dim"]:
-                raise BundleError(f"source {name!r} gives {fs.dim(name)} pooled features; "
-                                  f"the model was trained on {src['pooled_dim']}")
+                raise BundleError(f"source {name!r} ({getattr(opened, 'root', opened)}) gives {fs.dim(name)} pooled "
+                                  f"features; the model was trained on {src['pooled_dim']}"
+                                  + _config_difference(src.get("config"), getattr(opened, "config", None)))
         return fs
 
     def _sources(self, features: Any) -> list:
