@@ -90,8 +90,10 @@ def write_timelines(path: str | os.PathLike, clips: Sequence[Mapping[str, Any]],
         if c.get("times") is not None:
             t = np.asarray(c["times"], dtype=float).ravel()
             p = np.asarray(c["timeline"], dtype=float).reshape(len(t), len(EMOTIONS))
-            rec["times"] = [round(float(v), 4) for v in t]
-            rec["timeline"] = [[None if not np.isfinite(v) else round(float(v), 4) for v in row] for row in p]
+            rec["times"] = np.round(t, 4).tolist()
+            q = np.round(p, 4).astype(object)
+            q[~np.isfinite(p)] = None  # JSON null: a frame without a face
+            rec["timeline"] = q.tolist()
         if c.get("duration") is not None and np.isfinite(c["duration"]):
             rec["duration"] = round(float(c["duration"]), 4)
         out.append(rec)

@@ -46,7 +46,7 @@ def _recipe_command(name: str) -> click.Command:
     recipe = RECIPES.get(name)
     doc = (recipe.__module__ and __import__(recipe.__module__, fromlist=["_"]).__doc__) or ""
 
-    @click.command(name, help=doc.strip().split("\n\n")[0] + f"\n\nNaming read: {recipe.naming}.",
+    @click.command(name, help=doc.strip().replace("``", "") + f"\n\nNaming read: {recipe.naming}.",
                    short_help=doc.strip().split("\n")[0].replace("``", "")[:60].rstrip(" (,:") + ("..." if len(doc.strip().split("\n")[0]) > 60 else ""))
     @click.argument("root", type=click.Path(exists=True, file_okay=False))
     @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Metadata CSV to write.")
