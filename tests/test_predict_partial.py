@@ -3,6 +3,7 @@ is listed with its reason, and the batch fails unless --allow-partial."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -107,3 +108,57 @@ def test_feature_size_mismatch_names_the_setting_that_differs(trained, tmp_path)
     w.close()
     with pytest.raises(BundleError, match=r"the extractor settings differ: audio\.landmarks: model None, features True"):
         ModelBundle.load(model).predict(open_source(tmp_path / "S" / "audio"))
+
+
+def _broken_copy(model, dst, edit):
+    import shutil
+
+    shutil.copytree(model, dst)
+    m = json.loads((dst / "bundle.json").read_text())
+    text = edit(dst, m)
+    (dst / "bundle.json").write_text(text if isinstance(text, str) else json.dumps(m))
+    return dst
+
+
+@pytest.mark.parametrize("case, why", [
+    ("pt-empty", "part0.pt: not a readable weights file"),
+    ("pt-truncated", "part0.pt: not a readable weights file"),
+    ("outside", "points outside the bundle folder"),
+    ("huge-version", "bundle.json"),
+    ("no-decoder", "a required field is missing"),
+    ("not-json", "not valid JSON"),
+])
+def test_broken_bundles_are_clear_errors(trained, tmp_path, case, why):
+    """issue 11: 0-byte / truncated part0.pt, parts[].file outside the bundle, a 5,000-digit
+    version and hand-edited bundle.json gave 'Aborted!' or tracebacks."""
+    _, model = trained
+
+    def edit(d, m):
+        if case.startswith("pt-"):
+            m["format_version"] = 1
+            m.pop("files", None)
+            m["parts"][0]["file"] = "part0.pt"
+            (d / "part0.pt").write_bytes(b"" if case == "pt-empty" else b"PK\x03\x04" + b"\x00" * 40)
+        elif case == "outside":
+            outside = tmp_path / "elsewhere.safetensors"
+            outside.write_bytes((d / m["parts"][0]["file"]).read_bytes())
+            (d / "link.safetensors").symlink_to(outside)
+            m["files"]["link.safetensors"] = m["files"][m["parts"][0]["file"]]
+            m["parts"][0]["file"] = "link.safetensors"
+        elif case == "huge-version":
+            return json.dumps(m).replace('"format_version": ', '"format_version": ' + "9" * 5000 + ", \"x\": ", 1)
+        elif case == "no-decoder":
+            del m["decoder"]
+        elif case == "not-json":
+            return "{not json"
+        return None
+
+    bad = _broken_copy(model, tmp_path / "m", edit)
+    with pytest.raises(BundleError, match=re.escape(why)):
+        ModelBundle.load(bad)
+    r = CliRunner().invoke(cli, ["predict", str(bad), str(corpus_dir(trained))])
+    assert r.exit_code == 2 and "Traceback" not in r.output and "Aborted" not in r.output, r.output
+
+
+def corpus_dir(trained):
+    return trained[0].sources["audio"]

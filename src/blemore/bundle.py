@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import platform
 import time
 import warnings
@@ -46,7 +47,7 @@ from blemore.heads.base import Head, create_head
 from blemore.labels import EMOTIONS
 from blemore.pooling import Pooling, pool_stats, windows
 from blemore.weights import WeightsError, load_state, save_state, sha256_file
-from blemore.predictions import code_names, prediction_table
+from blemore.predictions import code_names, load_json_strict, prediction_table
 from blemore.store import open_store
 from blemore.submission import submission_dict
 from blemore.validate import InputWarning, input_problems
@@ -267,6 +268,8 @@ class ModelBundle:
                 problems.append(f"{name!r}: a weights file must be a plain file name inside the bundle folder")
             elif not f.is_file():
                 problems.append(f"{name}: missing")
+            elif not f.resolve().is_relative_to(root.resolve()):
+                problems.append(f"{name}: a link that points outside the bundle folder ({f.resolve()})")
             elif int(m.get("format_version", 1)) >= 2 and name not in files:
                 problems.append(f"{name}: no SHA-256 recorded in bundle.json")
             elif name in files and sha256_file(f) != files[name].get("sha256"):
@@ -281,11 +284,24 @@ class ModelBundle:
         mf = root / "bundle.json"
         if not mf.exists():
             raise BundleError(f"{root} is not a blemore model folder (no bundle.json)")
-        m = json.loads(mf.read_text())
+        m = load_json_strict(mf, error=BundleError)
+        if not isinstance(m, dict):
+            raise BundleError(f"{mf}: expected a JSON object, got {type(m).__name__}")
+        try:
+            return cls._from_manifest(root, mf, m)
+        except (KeyError, TypeError, AttributeError) as e:
+            raise BundleError(f"{mf}: a required field is missing or malformed ({e.__class__.__name__}: {e}); "
+                              "was the file edited by hand?") from None
+
+    @classmethod
+    def _from_manifest(cls, root: Path, mf: Path, m: dict) -> "ModelBundle":
         if m.get("format") != FORMAT:
             raise BundleError(f"{mf}: format {m.get('format')!r} is not {FORMAT!r}")
-        if int(m.get("format_version", 0)) > FORMAT_VERSION:
-            raise BundleError(f"{mf}: format version {m['format_version']} is newer than this blemore "
+        fv = m.get("format_version", 0)
+        if not isinstance(fv, int) or isinstance(fv, bool) or fv < 0:
+            raise BundleError(f"{mf}: format_version {str(fv)[:20]!r} is not a version number")
+        if fv > FORMAT_VERSION:
+            raise BundleError(f"{mf}: format version {str(fv)[:20]} is newer than this blemore "
                               f"({FORMAT_VERSION}); upgrade blemore")
         if list(m.get("labels", [])) != list(EMOTIONS):
             raise BundleError(f"{mf}: label order {m.get('labels')} differs from {list(EMOTIONS)}")
@@ -304,7 +320,11 @@ class ModelBundle:
             else:  # format version 1: tensors and plain values only, no code
                 import torch
 
-                state = torch.load(root / pm["file"], weights_only=True)
+                try:
+                    state = torch.load(root / pm["file"], weights_only=True)
+                except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as e:
+                    raise BundleError(f"{root / pm['file']}: not a readable weights file, truncated or corrupted "
+                                      f"({e.__class__.__name__}: {str(e)[:200]})") from None
             chain = TransformChain(pm["transforms"])
             chain.load_state_dict(_from_saved(state["transforms"]))
             head = create_head(m["head"]["name"], **m["head"]["options"])
