@@ -12,6 +12,12 @@ device, segmenting), not media decoding:
 * ``paper``: the paper's large models where they differ (HuBERT/WavLM Large 24 x 1024,
   ImageBind's ViT-H/14 632M) and Video Swin-B (needs torchvision).
 
+Issue-15 encoders at their published sizes: ``wav2vec2`` (``paper``: wav2vec2-large-lv60, 24 x
+1024, every hidden state kept as with ``--layers all``; ``base``: 12 x 768), ``wav2vec2-emotion``
+(``paper``: the 12 x 1024 robust model with its A/D/V head, ``output=avd``), ``timesformer``
+(``base`` = ``paper``: TimeSformer-B, 8 x 224 x 224), ``hicmae`` (``base`` = ``paper``: the released
+512-wide model, 10 + 10 + 2 layers, 16 x 160 x 160 video + 256 x 128 log-Mel).
+
 Workloads: 10 s of 16 kHz audio (real-time factor = audio seconds per second of work);
 16 frames of 480 x 640 for the image encoders (frames/s); 32 frames of 480 x 640 cut into
 16-frame segments with stride 16 for the video encoders (segments/s and frames/s).
@@ -35,7 +41,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-ARCHS = ("hubert-large", "wavlm-large", "clip-vit-b32", "imagebind-vision", "videomae-v2-base", "video-swin")
+ARCHS = ("hubert-large", "wavlm-large", "clip-vit-b32", "imagebind-vision", "videomae-v2-base", "video-swin",
+         "wav2vec2", "wav2vec2-emotion", "timesformer", "hicmae")
+#: hsemotion is not here: its published models are ONNX EfficientNets, which cannot be built offline
+#: without timm; its per-frame cost is onnxruntime's on a 224 x 224 crop.
 SIZES = ("tiny", "base", "paper")
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
@@ -89,6 +98,24 @@ def _videomae_config(size: str):
     dims = TINY if size == "tiny" else BASE
     return transformers.VideoMAEConfig(**dims, image_size=224, patch_size=16, num_frames=16, tubelet_size=2,
                                        layer_norm_eps=1e-6)
+
+
+def _wav2vec2_config(size: str, layers: int = 24):
+    import transformers
+
+    if size == "tiny":
+        return transformers.Wav2Vec2Config(**TINY, conv_dim=(16,) * 7, num_conv_pos_embeddings=16,
+                                           num_conv_pos_embedding_groups=2)
+    dims = BASE if size == "base" else dict(LARGE, num_hidden_layers=layers)
+    return transformers.Wav2Vec2Config(**dims, feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True)
+
+
+def _hicmae_config(size: str) -> dict:
+    dim, depth, fdepth, side, frames = (64, 2, 1, 32, 4) if size == "tiny" else (512, 10, 2, 160, 16)
+    return {"dim": dim, "dim_audio": dim, "num_heads": max(1, dim // 64), "fusion_num_heads": max(1, dim // 64),
+            "tubelet_size": 2, "patch_size": 16, "patch_size_audio": 16, "depth": depth, "depth_audio": depth,
+            "fusion_depth": fdepth, "mlp_hidden": 4 * dim, "mlp_hidden_audio": 4 * dim, "image_size": side,
+            "num_frames": frames, "audio_length": 256, "num_mel_bins": 128}
 
 
 def _frames(n: int, h: int = 480, w: int = 640, seed: int = 0) -> np.ndarray:
@@ -148,6 +175,45 @@ def build(arch: str, size: str, device: str = "cpu", precision: str = "auto", ba
             n_seg = len(range(0, n_video_frames - 16 + 1, 16))
             return Case(arch, size, e, _params(model), lambda: e.embed_video(zip(frames, times)), n_seg,
                         "segments", n_video_frames)
+        if arch in ("wav2vec2", "wav2vec2-emotion"):
+            from blemore.extractors.wav2vec2 import Wav2Vec2Emotion, Wav2Vec2Family, build_avd_head
+
+            emo = arch == "wav2vec2-emotion"
+            model = transformers.Wav2Vec2Model(_wav2vec2_config(size, layers=12 if emo else 24))
+            wave = (0.1 * np.random.default_rng(0).standard_normal(int(audio_seconds * 16000))).astype(np.float32)
+            if emo:
+                head = build_avd_head(model.config.hidden_size)
+                e = Wav2Vec2Emotion.from_model(model, {"do_normalize": True}, head=head, output="avd", **settings)
+            else:  # every hidden state, as `--layers all` stores them
+                e = Wav2Vec2Family.from_model(model, {"do_normalize": True}, layers="all", **settings)
+            return Case(arch, size, e, _params(model), lambda: e.embed(wave), audio_seconds, "audio s")
+        if arch == "timesformer":
+            from blemore.extractors.hf_video import segment_starts
+            from blemore.extractors.timesformer import Timesformer
+
+            dims = TINY if size == "tiny" else BASE
+            model = transformers.TimesformerModel(transformers.TimesformerConfig(
+                **dims, image_size=224 if size != "tiny" else 32, patch_size=16, num_frames=8))
+            e = Timesformer.from_model(model, **settings)
+            frames = _frames(n_video_frames)
+            times = np.arange(n_video_frames) / 30.0
+            n_seg = len(segment_starts(n_video_frames, e.span, e.config.segment_stride))
+            return Case(arch, size, e, _params(model), lambda: e.embed_video(zip(frames, times)), n_seg,
+                        "segments", n_video_frames)
+        if arch == "hicmae":
+            from blemore.extractors.hicmae import HiCMAE, build_hicmae
+
+            cfg = _hicmae_config(size)
+            model = build_hicmae(cfg)
+            e = HiCMAE.from_model(model, face_crop=False, image_size=cfg["image_size"],
+                                  num_frames=cfg["num_frames"], **settings)
+            n_src = max(n_video_frames, 4 * cfg["num_frames"])  # every 4th frame is sampled
+            sampled = list(_frames(n_src // 4, 224, 224))
+            times = [4 * i / 30.0 for i in range(len(sampled))]
+            wave = (0.1 * np.random.default_rng(0).standard_normal(int(n_src / 30.0 * 16000))).astype(np.float32)
+            n_seg = len(e.segments(len(sampled)))
+            return Case(arch, size, e, _params(model), lambda: e.embed_clip(sampled, times, wave, 1 / 30.0), n_seg,
+                        "segments", n_src)
     raise ValueError(f"unknown architecture {arch!r}; expected one of {ARCHS}")
 
 

@@ -7,7 +7,13 @@ array API with float16 autocast, as ``blemore extract --device cuda`` would:
 * hubert-large, wavlm-large (24 x 1024): 80 s of audio = four 20 s chunks with context;
 * clip-vit-b32 and imagebind-vision (OpenCLIP ViT-H/14, 632M): 64 frames of 480 x 640;
 * videomae-v2-base (ViT-B/16) and video-swin (torchvision Swin3D-B, when torchvision
-  imports): 128 frames of 480 x 640 = 8 segments of 16 frames.
+  imports): 128 frames of 480 x 640 = 8 segments of 16 frames;
+* wav2vec2 (wav2vec2-large-lv60, 24 x 1024, every hidden state as ``--layers all``) and
+  wav2vec2-emotion (the 12 x 1024 robust model with its A/D/V head): 80 s of audio;
+* timesformer (TimeSformer-B, 8 x 224 x 224): 128 frames = 9 segments (frame_step 2);
+* hicmae (the released 512-wide model, 10 + 10 + 2 layers, 16 x 160 x 160 + 256 x 128 log-Mel):
+  128 sampled frames (512 source frames) = 8 segments.
+(hsemotion runs on onnxruntime with published ONNX files; it has no random-weight build here.)
 
 For each it records the output shape, that every value is finite, the throughput (best of
 two timed runs after a warm-up), the peak GPU memory, and how far the float16 output is from
@@ -46,6 +52,10 @@ WORK = {
     "imagebind-vision": dict(n_frames=64, batch_size=64),
     "videomae-v2-base": dict(n_video_frames=128, batch_size=8),
     "video-swin": dict(n_video_frames=128, batch_size=8),
+    "wav2vec2": dict(audio_seconds=80.0, batch_size=4),
+    "wav2vec2-emotion": dict(audio_seconds=80.0, batch_size=4),
+    "timesformer": dict(n_video_frames=128, batch_size=8),
+    "hicmae": dict(n_video_frames=512, batch_size=8),
 }
 
 

@@ -381,7 +381,8 @@ class HiCMAE(HFExtractor):
     name = "hicmae"
     modality: ClassVar[str] = "video"
     version = "1"
-    default_weights = None
+    #: shown by ``blemore extractors``; the checkpoint is always given with ``--weights``
+    default_weights = "authors' checkpoint-99.pth via --weights"
     description = ("HiCMAE audio-visual MAE (authors' checkpoint via --weights): per 16x4-frame segment, fused "
                    "2048-d (or visual/audio 512-d, fusion 1024-d)")
     config_class = HiCMAEConfig
