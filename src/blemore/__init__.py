@@ -48,7 +48,8 @@ _EXPORTS: dict[str, str] = {
     "BlemoreError": "blemore.errors:BlemoreError",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__"]
+__all__.extend(_EXPORTS)  # the table above is the one list of public names
 
 
 def __getattr__(name: str) -> Any:

@@ -264,10 +264,10 @@ def benchmark_cmd(config_file, quiet, heads, actor_norm, identity_groups, no_plo
         click.echo(table)
         parents = {str(Path(c.out).parent) for c, _ in results}
         if len(parents) == 1:
-            from blemore.report import _atomic_write
+            from blemore._io import atomic_write_text
 
             where = Path(parents.pop()) / "report.md"
-            _atomic_write(where, table.encode())
+            atomic_write_text(where, table)
             click.echo(f"Side-by-side table: {where}")
 
 
@@ -521,7 +521,8 @@ def predict_cmd(args, model_opt, output, store, workers, timeline, as_json, allo
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 def report_cmd(run_dirs, output, as_json):
     """Put several run folders side by side in one table."""
-    from blemore.report import _atomic_write, compare_runs, format_compare
+    from blemore._io import atomic_write_text
+    from blemore.report import compare_runs, format_compare
 
     rows = compare_runs(run_dirs)
     if as_json:
@@ -529,7 +530,7 @@ def report_cmd(run_dirs, output, as_json):
     else:
         click.echo(format_compare(rows))
     if output:
-        _atomic_write(Path(output), format_compare(rows).encode())
+        atomic_write_text(Path(output), format_compare(rows))
 
 
 def register(group: click.Group) -> None:
