@@ -19,7 +19,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -307,17 +307,11 @@ TRANSFORMS: Registry[type[Transform]] = Registry("transform", builtins=BUILTIN_T
 """Transform name -> class; unknown names raise :class:`FeatureError` listing every one."""
 
 
-def register_transform(name: str) -> Callable[[type[Transform]], type[Transform]]:
-    """Class decorator: make a transform available as ``create_transform(name)``."""
-    return TRANSFORMS.register(name)
-
-
-def list_transforms() -> list[str]:
-    return TRANSFORMS.names()
-
-
-def create_transform(name: str, **options: Any) -> Transform:
-    return TRANSFORMS.create(name, **options)
+# The public names are the registry's own methods: ``@register_transform("name")`` (class
+# decorator), ``list_transforms()``, ``create_transform(name, **options)``.
+register_transform = TRANSFORMS.register
+list_transforms = TRANSFORMS.names
+create_transform = TRANSFORMS.create
 
 
 @register_transform("standardize")

@@ -15,7 +15,7 @@ learned on inner folds) register with :func:`register_fusion`.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -105,17 +105,11 @@ FUSIONS: Registry[type[Fusion]] = Registry("fusion", builtins=BUILTIN_FUSIONS, e
 """Fusion name -> strategy class; unknown names raise :class:`FusionError` listing every one."""
 
 
-def register_fusion(name: str) -> Callable[[type[Fusion]], type[Fusion]]:
-    """Class decorator: make a strategy available as ``create_fusion(name)``."""
-    return FUSIONS.register(name)
-
-
-def list_fusions() -> list[str]:
-    return FUSIONS.names()
-
-
-def create_fusion(name: str, **options: Any) -> Fusion:
-    return FUSIONS.create(name, **options)
+# The public names are the registry's own methods: ``@register_fusion("name")`` (class
+# decorator), ``list_fusions()``, ``create_fusion(name, **options)``.
+register_fusion = FUSIONS.register
+list_fusions = FUSIONS.names
+create_fusion = FUSIONS.create
 
 
 @register_fusion("early")
