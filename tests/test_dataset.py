@@ -317,3 +317,15 @@ def test_actor_in_two_folds_is_refused():
         ensure_folds(t)
     t["fold"] = [0] * 4 + [1] * 4 + [2] * 4
     assert ensure_folds(t)["fold"].tolist() == t["fold"].tolist()
+
+
+def test_semicolon_metadata_gets_a_delimiter_hint(tmp_path):
+    """issue 11: a semicolon CSV said "no 'filename' column" without suggesting the delimiter."""
+    from blemore.dataset import DatasetError, load_metadata
+
+    f = tmp_path / "m.csv"
+    f.write_text("filename;emotion_1;fold\nA1_ang_int1_ver1;ang;0\n")
+    with pytest.raises(DatasetError, match=r"(?s)m\.csv.*no .filename. column.*looks semicolon-separated"):
+        load_metadata(f)
+    with pytest.raises(DatasetError, match="is a folder"):
+        load_metadata(tmp_path)

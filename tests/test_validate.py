@@ -63,3 +63,12 @@ def test_array_ok_and_nonfinite_rows():
     assert array_problem(np.zeros((3, 4), dtype=np.float16)) is None and array_problem(np.zeros(4)) is None
     X = np.array([[1.0, np.nan], [np.nan, np.nan], [np.inf, -np.inf], [0.0, 0.0]])
     assert nonfinite_rows(X).tolist() == [1, 2]
+
+
+def test_empty_input_folder_is_an_error(tmp_path):
+    """issue 11: an empty input folder exited 0 although --help says non-zero when nothing could run."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "notes.txt").write_text("no media here")
+    r = CliRunner().invoke(cli, ["extract", str(tmp_path / "in"), "--out", str(tmp_path / "S"), "-e", "egemaps", "-q"])
+    assert r.exit_code == 2 and "no media files found" in r.output and str(tmp_path / "in") in r.output, r.output
+    assert not (tmp_path / "S").exists()

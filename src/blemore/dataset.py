@@ -29,6 +29,7 @@ writes the official CSV layout back (for generated corpora).
 """
 from __future__ import annotations
 
+import csv
 import math
 import os
 import re
@@ -51,6 +52,7 @@ from blemore.labels import (
     parse_clip_ids,
 )
 from blemore.media import MEDIA_EXTENSIONS  # one list; its order is the preference when a clip has several
+from blemore.validate import delimiter_hint
 
 CLIP_COLUMNS: tuple[str, ...] = ("clip_id", "actor", "split", "fold", "label", "target", "is_blend", "path")
 """The columns every clip table has, in order (see the module docstring)."""
@@ -317,12 +319,17 @@ def load_metadata(csv_path: str | os.PathLike, split: str | None = None) -> pd.D
         df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
         raise DatasetError(src, ["file not found"]) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise DatasetError(src, [f"not a readable CSV file ({e})"]) from None
-    df.columns = [str(c).strip() for c in df.columns]
+    except IsADirectoryError:
+        raise DatasetError(src, ["is a folder, expected a metadata CSV file"]) from None
+    except OSError as e:
+        raise DatasetError(src, [f"cannot be read ({e.strerror or e})"]) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, csv.Error) as e:
+        raise DatasetError(src, [f"not a readable CSV file ({str(e).strip()[:200]})"]) from None
+    df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
     fcol = _find_column(df.columns, _FILENAME_NAMES)
     if fcol is None:
-        raise DatasetError(src, [f"no 'filename' column (columns: {', '.join(df.columns) or 'none'})"])
+        raise DatasetError(src, [f"no 'filename' column (columns: {', '.join(df.columns) or 'none'})"
+                                 + delimiter_hint(",".join(df.columns))])
     cols = {c: _find_column(df.columns, (c,)) for c in
             ("emotion_1", "emotion_2", "emotion_1_salience", "emotion_2_salience", "mix")}
     fold_col = _find_column(df.columns, _FOLD_NAMES)

@@ -386,6 +386,9 @@ def _extract(inputs, out, exs: list[Extractor], eng: Engine | None, workers: int
     from tqdm import tqdm
 
     clips = find_media(inputs)
+    if not clips:  # before anything is written: an empty or wrong folder is the user's mistake
+        raise ExtractError(f"no media files found in {', '.join(map(str, inputs))} (looked for "
+                           f"{', '.join(sorted(MEDIA_EXTENSIONS))}, recursively; hidden files are skipped)")
     store = Path(out)
     store.mkdir(parents=True, exist_ok=True)
     writers: dict[str, StoreWriter] = {}

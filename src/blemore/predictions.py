@@ -44,6 +44,7 @@ import numpy as np
 
 from blemore.errors import BlemoreError
 from blemore.labels import BLEND_EMOTIONS, EMOTIONS, INVALID, NEUTRAL, TARGETS, mask_names
+from blemore.validate import delimiter_hint
 
 __all__ = [
     "ProbabilityTableError", "PredictionFileError", "ProbabilityTable", "read_probabilities", "ID_COLUMNS", "PROB_PREFIXES",
@@ -111,12 +112,7 @@ def _read_frame(path: str | os.PathLike) -> tuple[Any, str]:
 
 
 def _delimiter_hint(text: str) -> str:
-    header = text.splitlines()[0] if text else ""
-    for sep, name in ((";", "semicolon"), ("\t", "tab")):
-        if header.count(sep) >= 2 and header.count(",") < header.count(sep):
-            return (f" (the file looks {name}-separated: save it comma-separated, e.g. "
-                    f"pandas.read_csv(path, sep={sep!r}).to_csv(path, index=False))")
-    return ""
+    return delimiter_hint(text.splitlines()[0] if text else "")
 
 
 def read_probabilities(path_or_frame: Any) -> ProbabilityTable:

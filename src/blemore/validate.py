@@ -25,12 +25,22 @@ import numpy as np
 
 from blemore.errors import BlemoreError
 
-__all__ = ["SettingsError", "InputWarning", "coerce_settings", "coerce_value", "array_problem", "nonfinite_rows",
+__all__ = ["delimiter_hint", "SettingsError", "InputWarning", "coerce_settings", "coerce_value", "array_problem", "nonfinite_rows",
            "input_problems"]
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 _NONE = {"none", "null", ""}
+
+
+def delimiter_hint(header: str) -> str:
+    """A hint for a CSV whose header line looks separated by something other than commas
+    (``" (the file looks semicolon-separated: ...)"``), else ``""``."""
+    for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+        if header.count(sep) >= 1 and header.count(",") < header.count(sep):
+            return (f" (the file looks {name}-separated; blemore reads comma-separated CSV: save it with commas, "
+                    f"e.g. pandas.read_csv(path, sep={sep!r}).to_csv(path, index=False))")
+    return ""
 
 
 class SettingsError(BlemoreError, ValueError):
