@@ -402,6 +402,44 @@ def _grouping_report(base, n_groups) -> dict | None:
     return out
 
 
+def _run_config(run: Callable, cfg) -> tuple[Any, float]:
+    """Engine item: one configuration, nothing written (the driver writes the run folder)."""
+    t0 = time.perf_counter()
+    r = run(cfg, progress=False, write=False)
+    return r, time.perf_counter() - t0
+
+
+def _run_configs(cfgs: Sequence, run: Callable, progress: bool, write_runs: bool, log: Callable[[str], None],
+                 keys: Sequence[str], engine: Any):
+    """``(RunResult, seconds)`` per configuration, in order: one after another here, or as
+    items of ``engine`` (the run folders are then written here, from the results)."""
+    if engine is None or engine.inline:
+        for i, cfg in enumerate(cfgs):
+            log(f"[{i + 1}/{len(cfgs)}] {keys[i]}")
+            t0 = time.perf_counter()
+            r = run(cfg, progress=progress, write=write_runs)
+            yield r, time.perf_counter() - t0
+        return
+    from blemore.report import write_run
+
+    got: dict[int, tuple[Any, float]] = {}
+    errors = []
+    log(f"{len(cfgs)} configurations on the {engine.name} engine")
+    for o in engine.map(_run_config, cfgs, shared=run):
+        if not o.ok:
+            errors.append(f"{keys[o.index]}: {o.error}")
+            continue
+        got[o.index] = o.value
+        r, secs = o.value
+        log(f"[{len(got)}/{len(cfgs)}] {keys[o.index]} ({secs:.1f} s)")
+        if write_runs and cfgs[o.index].out:
+            write_run(r, cfgs[o.index].out)
+    if errors:
+        raise AblationError(f"{len(errors)} configuration(s) failed on the {engine.name} engine: " + "; ".join(errors))
+    for i in range(len(cfgs)):
+        yield got[i]
+
+
 def run_ablation(
     base,
     heads: Sequence[str | HeadSpec] | str,
@@ -415,6 +453,7 @@ def run_ablation(
     write_runs: bool = True,
     log: Callable[[str], None] | None = None,
     run: Callable | None = None,
+    engine: Any = None,
 ) -> AblationResult:
     """Run every (head, actor-norm mode, fusion) combination on ``base``'s data and folds.
 
@@ -425,7 +464,9 @@ def run_ablation(
     actor norm ``off``, the first fusion) is added when not among the combinations. Writes
     ``ablation.md`` and ``ablation.json`` into ``out`` (when given), each run into
     ``out/<configuration>``. ``run`` replaces :func:`blemore.experiment.run_experiment`
-    (tests).
+    (tests). ``engine`` (a :class:`blemore.engines.Engine`) runs the configurations, one item
+    each, with the same results as ``None`` (one after another here); each configuration
+    reads its features by path, so remote workers need the feature stores at the same paths.
     """
     log = log or (lambda msg: None)
     run = run or run_experiment
@@ -451,22 +492,22 @@ def run_ablation(
 
     out_dir = Path(out) if out else None
     rows: list[AblationRow] = []
-    for i, (h, n, f) in enumerate(combos, 1):
-        key = key_of(h, n, f)
-        log(f"[{i}/{len(combos)}] {key}")
+    cfgs = []
+    for h, n, f in combos:
         name = _slug(f"{h.label}_norm-{n}" + (f"_{f}" if len(base.features) > 1 else ""))
-        cfg = base.replace(head=h.name, head_options=dict(h.options), transforms=actor_norm_transforms(n, n_groups),
-                           fusion=f, fusion_options={} if f != base.fusion else dict(base.fusion_options),
-                           name=name, out=str(out_dir / name) if out_dir else None)
-        t0 = time.perf_counter()
-        r = run(cfg, progress=progress, write=write_runs)
+        cfgs.append(base.replace(head=h.name, head_options=dict(h.options), transforms=actor_norm_transforms(n, n_groups),
+                                 fusion=f, fusion_options={} if f != base.fusion else dict(base.fusion_options),
+                                 name=name, out=str(out_dir / name) if out_dir else None))
+    for (h, n, f), cfg, (r, seconds) in zip(combos, cfgs, _run_configs(cfgs, run, progress, write_runs, log,
+                                                                       [key_of(*c) for c in combos], engine)):
+        key = key_of(h, n, f)
         res = r.results
         val = res["validation"]
         rows.append(AblationRow(
             key=key, head=h, actor_norm=n, fusion=f,
             validation={m: {k: val[m][k] for k in ("mean", "std", "folds")} for m in METRICS},
             test={m: res["test"][m] for m in METRICS} if res.get("test") else None,
-            seconds=time.perf_counter() - t0, run_dir=cfg.out,
+            seconds=seconds, run_dir=cfg.out,
             folds=[int(x["fold"]) for x in val["folds"]], epochs=[int(x["epoch"]) for x in val["folds"]],
             weights=[x.get("weights") for x in val["folds"]] if len(base.features) > 1 else None))
     ref_key = key_of(*ref_combo)

@@ -213,8 +213,9 @@ class Experiment:
 
     def __init__(self, cfg: ExperimentConfig, *, table: pd.DataFrame | None = None,
                  test_table: pd.DataFrame | None = None, features: FeatureSet | None = None,
-                 progress: bool = True, log: Callable[[str], None] | None = None):
+                 progress: bool = True, log: Callable[[str], None] | None = None, engine: Any = None):
         self.cfg = cfg
+        self.engine = engine  # a blemore.engines.Engine for the trainings; None: one by one, here
         self.progress = progress
         self.log = log or (lambda msg: None)
         self.spec: TrainSpec = cfg.train_spec()
@@ -393,6 +394,33 @@ class Experiment:
             self.jobs[exclude] = self.train_job(exclude, evals)
         return self.jobs[exclude]
 
+    def __getstate__(self) -> dict:
+        # what an engine's worker needs to train: no progress bar, log callback, engine or jobs
+        state = dict(self.__dict__)
+        state.update(_bar=None, log=None, engine=None, jobs={})
+        return state
+
+    def _train_jobs(self, plan: Sequence[tuple[frozenset, Mapping[str, np.ndarray]]],
+                    spec: TrainSpec | None = None) -> list[Job]:
+        """Train the jobs of ``plan`` here, one by one, or as one item each on ``self.engine``
+        (this experiment shipped once; each worker trains with the same seeds and torch thread
+        count, so the jobs are the ones this process would have trained)."""
+        eng = self.engine
+        if eng is None or eng.inline:
+            return [self.train_job(exclude, evals, spec=spec) for exclude, evals in plan]
+        per_job = len(self.groups) * (spec or self.spec).epochs
+        jobs: list[Job | None] = [None] * len(plan)
+        errors = []
+        for o in eng.map(_train_remote, [(ex, dict(ev), spec) for ex, ev in plan], shared=self):
+            if o.ok:
+                jobs[o.index] = o.value
+            else:
+                errors.append(f"without folds {sorted(o.item[0])}: {o.error}")
+            self._tick(per_job)
+        if errors:
+            raise ExperimentError(f"{len(errors)} training(s) failed on the {eng.name} engine: " + "; ".join(errors))
+        return jobs  # type: ignore[return-value]
+
     # -- selection ----------------------------------------------------------------------
     @_in_threads
     def select(self, outputs: Sequence[np.ndarray], true_target: np.ndarray, epochs: Sequence[int]) -> Selection:
@@ -444,8 +472,8 @@ class Experiment:
         if plan:
             self._open_bar(len(plan) * n_parts * self.spec.epochs, "cross-validation")
             try:
-                for exclude, evals in plan:
-                    self._job(exclude, evals)
+                for (exclude, _), job in zip(plan, self._train_jobs(plan)):
+                    self.jobs[exclude] = job
             finally:
                 self._close_bar()
         folds = []
@@ -493,7 +521,7 @@ class Experiment:
         evals = {} if self.test_pos is None or len(self.test_pos) == 0 else {"test": self.test_pos}
         self._open_bar(len(self.groups) * sel.epoch, "final model")
         try:
-            return self.train_job(frozenset(), evals, spec=spec)
+            return self._train_jobs([(frozenset(), evals)], spec=spec)[0]
         finally:
             self._close_bar()
 
@@ -535,6 +563,12 @@ class Experiment:
 
 
 # ----------------------------------------------------------------------------- entry points
+def _train_remote(exp: Experiment, item: tuple) -> Job:
+    """Engine item: one training (``exp.train_job`` sets the experiment's torch threads)."""
+    exclude, evals, spec = item
+    return exp.train_job(exclude, evals, spec=spec)
+
+
 def _first_chain(job: Job | None) -> TransformChain | None:
     return job.parts[0].chain if job is not None and job.parts else None
 
@@ -570,18 +604,21 @@ def _prediction_frame(exp: Experiment, pos: np.ndarray, outputs: np.ndarray, mas
 
 def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, table: pd.DataFrame | None = None,
                    test_table: pd.DataFrame | None = None, features: FeatureSet | None = None,
-                   final: bool | None = None, write: bool = True) -> RunResult:
+                   final: bool | None = None, write: bool = True, engine: Any = None) -> RunResult:
     """Run the whole protocol for one config and (when ``cfg.out`` is set and ``write``)
     write the run folder (:func:`blemore.report.write_run`).
 
     ``final`` trains the final model on all training clips (default: when there are test
-    clips or ``cfg.model_dir`` is set).
+    clips or ``cfg.model_dir`` is set). ``engine`` (a :class:`blemore.engines.Engine`) runs
+    the trainings (folds, inner folds, final model); the results are those of ``None``
+    (one by one in this process).
     """
     cfg.validate(partial=features is not None)
     t_start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        exp = Experiment(cfg, table=table, test_table=test_table, features=features, progress=progress)
+        exp = Experiment(cfg, table=table, test_table=test_table, features=features, progress=progress,
+                         engine=engine)
     feature_warnings = [str(w.message) for w in caught]
     for msg in feature_warnings:
         warnings.warn(msg, stacklevel=2)
