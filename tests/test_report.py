@@ -76,3 +76,26 @@ def test_per_actor_normalise():
     for a in ("A1", "A2", "A3"):
         np.testing.assert_allclose(Z[actors == a].mean(0), 0, atol=1e-9)
         np.testing.assert_allclose(Z[actors == a].std(0), 1, atol=1e-9)
+
+
+def test_rerun_into_the_same_folder_removes_the_previous_runs_files_only(runs, tmp_path):
+    """issue 11: re-running benchmark into an existing --out kept the previous run's plots."""
+    import copy
+    import dataclasses
+    import shutil
+
+    from blemore.report import write_run
+
+    root, (r, _) = runs
+    d = tmp_path / "run"
+    shutil.copytree(root / "run-linear", d)
+    (d / "notes.txt").write_text("mine")
+    (d / "plots" / "my_figure.png").write_bytes(PNG)
+    r2 = copy.copy(r)
+    r2.config = dataclasses.replace(r.config, plots=False, out=str(d))
+    r2.test_predictions, r2.submission = None, None
+    write_run(r2, d)
+    left = sorted(p.relative_to(d).as_posix() for p in d.rglob("*") if p.is_file())
+    assert left == ["config.json", "notes.txt", "plots/my_figure.png", "predictions/validation.csv",
+                    "results.json", "results.md"]
+    assert set(json.loads((d / "results.json").read_text())["files"].values()) <= set(left)

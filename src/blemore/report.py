@@ -327,9 +327,14 @@ def plot_timeline(times: np.ndarray, proba: np.ndarray, path: Path, title: str =
 
 # ----------------------------------------------------------------------------- run folder
 def write_run(result, out: str | os.PathLike) -> Path:
-    """Write a :class:`blemore.results.RunResult` into the folder ``out`` (sets ``result.files``)."""
+    """Write a :class:`blemore.results.RunResult` into the folder ``out`` (sets ``result.files``).
+
+    Re-running into the same folder leaves no file of the previous run behind: files blemore
+    wrote there before (listed in the old ``results.json``, or with one of the names a run
+    writes) that this run does not write are removed; nothing else in the folder is touched."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    previous = _previous_run_files(out)
     res = result.results
     files = {"config": "config.json", "results": "results.json", "markdown": "results.md",
              "validation_predictions": "predictions/validation.csv"}
@@ -370,7 +375,44 @@ def write_run(result, out: str | os.PathLike) -> Path:
     res = result.to_dict()
     _atomic_write(out / "results.json", (json.dumps(res, indent=2, default=_json_default) + "\n").encode())
     _atomic_write(out / "results.md", results_markdown(res).encode())
+    _remove_stale(out, previous - set(files.values()) - {"results.json", "results.md", "config.json"})
     return out
+
+
+RUN_FILES = ("config.json", "results.json", "results.md", "predictions/validation.csv", "predictions/test.csv",
+             "submission.json", "submission.zip", "plots/confusion.png", "plots/confusion_test.png",
+             "plots/per_configuration.png", "plots/pca.png", "plots/selection.png")
+"""Every file :func:`write_run` may write (relative to the run folder)."""
+
+
+def _previous_run_files(out: Path) -> set[str]:
+    """Files a previous run wrote into ``out``: its results.json's ``files`` (when readable) and
+    the run file names that exist. Only plain relative paths inside ``out`` are kept."""
+    names = {n for n in RUN_FILES if (out / n).is_file()}
+    try:
+        old = json.loads((out / "results.json").read_text())
+        listed = old.get("files") if isinstance(old, dict) else None
+    except (OSError, ValueError):
+        listed = None
+    if isinstance(listed, dict):
+        for v in listed.values():
+            p = Path(str(v))
+            if not p.is_absolute() and ".." not in p.parts and (out / p).is_file():
+                names.add(p.as_posix())
+    return names
+
+
+def _remove_stale(out: Path, stale: set[str]) -> None:
+    for name in sorted(stale):
+        try:
+            (out / name).unlink()
+        except FileNotFoundError:
+            pass
+    for d in ("plots", "predictions"):
+        try:
+            (out / d).rmdir()  # only when empty
+        except OSError:
+            pass
 
 
 # ----------------------------------------------------------------------------- comparison
