@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from blemore import __version__
-from blemore.errors import BlemoreError
 from blemore.bundle import ModelBundle
+from blemore.errors import BlemoreError
+from blemore.extractors.base import get_extractor_class
 from blemore.zeroshot import NAME, FaceZeroShot
 
 __all__ = ["HubError", "HF_PREFIX", "parse_hf", "is_model_spec", "download_model", "resolve_model", "push_model",
@@ -110,6 +111,18 @@ def _fmt(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
+def _weights_of(config: dict) -> str:
+    """The pretrained weights an extractor config used: its ``weights`` setting, else the
+    extractor's default (``-`` when it has none or is unknown here)."""
+    w = (config.get("settings") or {}).get("weights")
+    if w:
+        return str(w)
+    try:
+        return str(get_extractor_class(config["extractor"]).default_weights or "(ships with its package)")
+    except (KeyError, BlemoreError):  # no extractor name, or one not registered here
+        return "-"
+
+
 def model_card(model_dir: str | os.PathLike, repo_id: str | None = None) -> str:
     """The README.md (model card) of a bundle folder, from its ``bundle.json``."""
     m = json.loads((Path(model_dir) / "bundle.json").read_text())
@@ -146,7 +159,7 @@ def model_card(model_dir: str | os.PathLike, repo_id: str | None = None) -> str:
         c = s.get("config") or {}
         c = c if isinstance(c, dict) else {}
         lines.append(f"| {s['name']} | {s.get('dim')} | {c.get('extractor', '(plain feature folder)')} | "
-                     f"{c.get('weights', '-')} | {json.dumps(c.get('settings') or {})} |")
+                     f"{_weights_of(c)} | {json.dumps(c.get('settings') or {})} |")
     files = m.get("files") or {}
     lines += ["", "Weights files (SHA-256, checked on load): "
               + ", ".join(f"`{k}` {v.get('sha256', '')[:16]}..." for k, v in files.items()), "",

@@ -87,27 +87,45 @@ def demo_cmd(out, quick, workers, seed):
 @click.option("--test-actors", type=int, default=15, show_default=True, help="Test actors.")
 @click.option("--dim", type=int, default=1024, show_default=True, help="Feature dimension per source.")
 @click.option("--sources", default="video,audio", show_default=True, help="Comma-separated source names.")
-@click.option("--frames", default="12,48", show_default=True, help="Frames per clip: MIN,MAX.")
+@click.option("--frames", default=None, help="Frames per clip: MIN,MAX (default 12,48; 60,140 with --temporal).")
 @click.option("--signal", type=float, default=1.0, show_default=True, help="Strength of the emotion signal.")
 @click.option("--actor-scale", type=float, default=1.0, show_default=True, help="Strength of the actor offsets.")
 @click.option("--noise", type=float, default=1.0, show_default=True, help="Clip and frame noise.")
 @click.option("--no-signal", is_flag=True, help="Content unrelated to the labels (a chance-level control).")
 @click.option("--folds", type=int, default=5, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--temporal", is_flag=True,
+              help="Frame sequences where emotions are short events at random times over an identity "
+                   "background (blemore.synth.temporal): for sequence heads, gated fusion, per-actor "
+                   "thresholds and --adapt.")
+@click.option("--dropout", type=float, default=0.3, show_default=True,
+              help="--temporal: share of clips with one source carrying no event.")
+@click.option("--shift", type=float, default=0.5, show_default=True,
+              help="--temporal: strength of the test-set feature shift (0: none).")
 def synth_features_cmd(out, clips, test_clips, actors, test_actors, dim, sources, frames, signal, actor_scale, noise,
-                       no_signal, folds, seed):
+                       no_signal, folds, seed, temporal, dropout, shift):
     """Generate a feature-level synthetic BLEMORE corpus (feature folders + metadata)."""
     from blemore.synth.features import generate_feature_corpus
+    from blemore.synth.temporal import generate_temporal_corpus
 
+    frames = frames or ("60,140" if temporal else "12,48")
     try:
         fmin, fmax = (int(x) for x in frames.split(","))
     except ValueError:
         raise click.BadParameter(f"expected MIN,MAX, got {frames!r}", param_hint="--frames") from None
     names = [s.strip() for s in sources.split(",") if s.strip()]
-    c = generate_feature_corpus(out, n_train_actors=actors, n_test_actors=test_actors, n_train_clips=clips,
-                                n_test_clips=test_clips, sources=names, dim=dim, frames=(fmin, fmax), signal=signal,
-                                actor_scale=actor_scale, noise=noise, no_signal=no_signal, folds=folds, seed=seed,
-                                progress=True)
+    if temporal and no_signal:
+        raise click.BadParameter("--no-signal is not available with --temporal", param_hint="--no-signal")
+    if temporal:
+        c = generate_temporal_corpus(out, n_train_actors=actors, n_test_actors=test_actors, n_train_clips=clips,
+                                     n_test_clips=test_clips, sources=names, dim=dim, frames=(fmin, fmax),
+                                     signal=signal, actor_scale=actor_scale, noise=noise, dropout=dropout,
+                                     shift=shift, folds=folds, seed=seed, progress=True)
+    else:
+        c = generate_feature_corpus(out, n_train_actors=actors, n_test_actors=test_actors, n_train_clips=clips,
+                                    n_test_clips=test_clips, sources=names, dim=dim, frames=(fmin, fmax),
+                                    signal=signal, actor_scale=actor_scale, noise=noise, no_signal=no_signal,
+                                    folds=folds, seed=seed, progress=True)
     click.echo(f"{c.n_train} training and {c.n_test} test clips, sources {', '.join(c.sources)} ({dim} dims each)")
     for name, p in c.sources.items():
         click.echo(f"  features {name}: {p}")
