@@ -13,18 +13,11 @@ transformers = pytest.importorskip("transformers")
 from blemore.extractors import get_extractor_class  # noqa: E402
 from blemore.extractors._hf import WeightsUnavailableError  # noqa: E402
 from blemore.extractors.timesformer import TIMESFORMER_PREPROCESS, Timesformer  # noqa: E402
+from test_extractors_hf_video import _frames  # noqa: E402  (the astronaut frames, shifted per frame)
 
 K400 = dict(image_mean=[0.45, 0.45, 0.45], image_std=[0.225, 0.225, 0.225])
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32,
             patch_size=8, num_frames=4)
-
-
-def _frames(n: int, h: int = 48, w: int = 64) -> np.ndarray:
-    import cv2
-    from skimage import data
-
-    img = cv2.resize(data.astronaut(), (w, h), interpolation=cv2.INTER_AREA)
-    return np.stack([np.roll(img, 3 * i, axis=1) for i in range(n)])
 
 
 @pytest.fixture(scope="module")

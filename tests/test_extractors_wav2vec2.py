@@ -15,16 +15,7 @@ from blemore.extractors import create_extractor, get_extractor_class  # noqa: E4
 from blemore.extractors._hf import WeightsUnavailableError  # noqa: E402
 from blemore.extractors.wav2vec2 import Wav2Vec2Emotion, Wav2Vec2Family  # noqa: E402
 
-SR = 16000
-TINY = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=48,
-            conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-            do_stable_layer_norm=True, feat_extract_norm="layer")
-
-
-def _wave(seconds: float, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SR)) / SR
-    return (0.3 * np.sin(2 * np.pi * 180 * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
+from test_extractors_hf_audio import SR, TINY, _wave  # noqa: E402  (same tiny Large-recipe config)
 
 
 def _norm(w):

@@ -239,6 +239,12 @@ def resolve_weights(spec: str, *, extractor: str = "?", allow_download: bool = T
     return path
 
 
+def local_model_config(spec: str) -> dict:
+    """``config.json`` of the local folder or cached snapshot ``spec`` names ({} when none). Offline."""
+    folder = find_local(spec)
+    return read_json(folder / "config.json") if folder is not None and folder.is_dir() else {}
+
+
 def read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())

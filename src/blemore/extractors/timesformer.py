@@ -22,20 +22,13 @@ Input pipeline: ``VideoMAEImageProcessor`` as configured by the checkpoint's
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from blemore.extractors._hf import (
-    ImagePreprocess,
-    find_local,
-    from_pretrained_quiet,
-    parse_layers,
-    read_json,
-)
+from blemore.extractors._hf import ImagePreprocess, from_pretrained_quiet, parse_layers, read_json
 from blemore.extractors.base import register_extractor
-from blemore.extractors.hf_video import SegmentEncoder, VideoEncoderConfig
+from blemore.extractors.hf_video import VideoEncoderConfig, VideoMAEv2Base
 
 __all__ = ["TimesformerConfig", "Timesformer", "TIMESFORMER_PREPROCESS"]
 
@@ -53,8 +46,12 @@ class TimesformerConfig(VideoEncoderConfig):
 
 
 @register_extractor
-class Timesformer(SegmentEncoder):
-    """TimeSformer (K400 base by default): one 768-d CLS row per 8-frame segment."""
+class Timesformer(VideoMAEv2Base):
+    """TimeSformer (K400 base by default): one 768-d CLS row per 8-frame segment.
+
+    Shares :class:`VideoMAEv2Base`'s input pipeline set-up (processor config, crop check, segment
+    length from the model config, layer check); loading and the row differ.
+    """
 
     name = "timesformer"
     version = "1"
@@ -69,12 +66,6 @@ class Timesformer(SegmentEncoder):
         super().__init__(config, **overrides)
         self.num_frames = 8
 
-    def _infer_dim(self) -> int:
-        folder = find_local(self.weights_spec)
-        if folder is not None and folder.is_dir():
-            return int(read_json(folder / "config.json").get("hidden_size", self.nominal_dim))
-        return self.nominal_dim
-
     def _load_model(self, path: Path) -> None:
         import transformers
 
@@ -87,22 +78,6 @@ class Timesformer(SegmentEncoder):
                              "'timesformer'")
         self.model = from_pretrained_quiet(transformers.TimesformerModel, path)
         self._setup(self.model, read_json(path / "preprocessor_config.json"))
-
-    def _setup(self, model, prep: dict) -> None:
-        mcfg = model.config
-        side = int(mcfg.image_size)
-        default = dataclasses.replace(self.default_preprocess, size=side, crop=(side, side))
-        self.preprocess = ImagePreprocess.from_processor_config(prep, default)
-        if self.preprocess.crop != (side, side):
-            raise ValueError(f"{self.name}: preprocessing crops {self.preprocess.crop} but the model expects "
-                             f"{side} x {side} frames")
-        self.num_frames = int(mcfg.num_frames)
-        spec = parse_layers(self.config.layers)
-        if spec is not None:
-            spec.check(mcfg.num_hidden_layers, self.name)
-
-    def _model_dim(self) -> int:
-        return int(self.model.config.hidden_size)
 
     def forward_segments(self, clips):
         spec = parse_layers(self.config.layers)

@@ -32,10 +32,10 @@ import numpy as np
 
 from blemore.extractors._hf import (
     ExtractorUnavailableError,
-    find_local,
     finite_or_fail,
     folder_state_dict,
     from_pretrained_quiet,
+    local_model_config,
     parse_layers,
     read_json,
 )
@@ -139,10 +139,7 @@ class Wav2Vec2Family(AudioEncoder):
 
     # -- shape ---------------------------------------------------------------------------------------
     def _n_layers_hint(self) -> int:
-        folder = find_local(self.weights_spec)
-        if folder is not None and folder.is_dir():
-            return int(read_json(folder / "config.json").get("num_hidden_layers", self.nominal_layers))
-        return self.nominal_layers
+        return int(local_model_config(self.weights_spec).get("num_hidden_layers", self.nominal_layers))
 
     def _width(self) -> int:
         return super()._infer_dim()
