@@ -167,7 +167,8 @@ def videomae_v2_to_hf(sd: dict, *, num_heads: int | None = None, num_frames: int
     cfg = dict(hidden_size=hidden, num_hidden_layers=depth, num_attention_heads=heads,
                intermediate_size=int(fc1.shape[0]), patch_size=patch, tubelet_size=tubelet,
                num_frames=num_frames, image_size=image_size, hidden_act="gelu",
-               layer_norm_eps=layer_norm_eps, use_mean_pooling="fc_norm.weight" in sd or "norm.weight" not in sd)
+               layer_norm_eps=layer_norm_eps, use_mean_pooling="fc_norm.weight" in sd or "norm.weight" not in sd,
+               qkv_bias=qkv_bias)
     out: dict = {
         "embeddings.patch_embeddings.projection.weight": proj,
     }
@@ -541,7 +542,6 @@ class VideoSwin(SegmentEncoder):
     def _load_model(self, path: Path) -> None:
         if not _torchvision_ok():
             raise ExtractorUnavailableError(_SWIN_TORCHVISION_NOTE)
-        import torch
         from torchvision.models import get_model
 
         model = get_model(self.config.arch, weights=None)
