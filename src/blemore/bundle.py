@@ -179,6 +179,14 @@ def _versions() -> dict:
             "python": platform.python_version()}
 
 
+def _hf_cache_blob(root: Path, f: Path) -> bool:
+    """Whether ``f`` links into the ``blobs`` folder of the same repository of a Hugging Face
+    cache (``models--owner--repo/snapshots/<rev>/<file> -> ../../blobs/<hash>``), the layout
+    ``hf://`` models are downloaded into (their content is still checked by SHA-256)."""
+    return root.resolve().parent.name == "snapshots" and \
+        f.resolve().parent == (root.resolve().parent.parent / "blobs")
+
+
 class ModelBundle:
     """A trained model: transforms + head per fusion group, fusion weights, decoder parameters."""
 
@@ -268,7 +276,7 @@ class ModelBundle:
                 problems.append(f"{name!r}: a weights file must be a plain file name inside the bundle folder")
             elif not f.is_file():
                 problems.append(f"{name}: missing")
-            elif not f.resolve().is_relative_to(root.resolve()):
+            elif not (f.resolve().is_relative_to(root.resolve()) or _hf_cache_blob(root, f)):
                 problems.append(f"{name}: a link that points outside the bundle folder ({f.resolve()})")
             elif int(m.get("format_version", 1)) >= 2 and name not in files:
                 problems.append(f"{name}: no SHA-256 recorded in bundle.json")
