@@ -20,14 +20,19 @@ TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermed
             patch_size=8, num_frames=4)
 
 
+def _processor(side: int | None = None):
+    """The published processor class with the K400 checkpoints' mean/std (default sizes: 224)."""
+    sizes = {} if side is None else {"size": {"shortest_edge": side}, "crop_size": {"height": side, "width": side}}
+    return transformers.VideoMAEImageProcessorPil(**sizes, **K400)
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny_timesformer")
     torch.manual_seed(0)
     model = transformers.TimesformerModel(transformers.TimesformerConfig(**TINY)).eval()
-    model.save_pretrained(folder)
-    transformers.VideoMAEImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32},
-                                           **K400).save_pretrained(folder)
+    for obj in (model, _processor(32)):
+        obj.save_pretrained(folder)
     return folder, model
 
 
@@ -38,13 +43,19 @@ def test_registered_defaults():
     assert (e.dim, e.modality, e.config.frame_step, e.config.segment_stride) == (768, "video", 2, 16)
 
 
-def test_preprocessing_matches_the_published_processor():
-    frames = list(_frames(2, 240, 320))
-    ref = transformers.VideoMAEImageProcessorPil(**K400)(frames, return_tensors="np")["pixel_values"][0]
-    mine = TIMESFORMER_PREPROCESS(torch.from_numpy(np.stack(frames))).numpy()
-    assert mine.shape == ref.shape == (2, 3, 224, 224)
-    diff = np.abs(mine - ref)
-    assert diff.mean() < 0.01 and diff.max() < 0.2
+@pytest.mark.parametrize("side", [None, 32])
+def test_preprocessing_matches_the_published_processor(tiny, side):
+    """The default pipeline (224) and the one read from the tiny checkpoint's saved processor (32)."""
+    pre = TIMESFORMER_PREPROCESS if side is None else Timesformer(weights=str(tiny[0]))
+    if side is not None:
+        pre.load()
+        pre = pre.preprocess
+    frames = np.stack(_frames(2, 240, 320))
+    ref = _processor(side)(list(frames), return_tensors="np")["pixel_values"][0]
+    got = pre(torch.from_numpy(frames)).numpy()
+    assert got.shape == ref.shape == (2, 3, side or 224, side or 224)
+    err = np.abs(got - ref)
+    assert err.mean() < 0.02 and err.max() < 0.3
 
 
 def _ref_rows(e, model, frames, starts, layers=None):
