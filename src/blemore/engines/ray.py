@@ -11,8 +11,8 @@ running). The dashboard is never started and usage statistics are off
 
 - with ``setup`` (extraction: models load once per worker): ``workers`` stateful actors, each
   asking for ``cpus_per_worker`` CPUs and ``gpus_per_worker`` GPUs and running
-  ``setup(shared)`` once. An actor that dies is restarted by Ray (its ``setup`` runs again);
-  the items it held are retried (``retries`` times, one at a time on an idle actor so a clip
+  ``setup(shared)`` once. An actor that dies is replaced by a fresh one (its ``setup`` runs
+  again); the items it held are retried (``retries`` times, one at a time on an idle actor so a clip
   that kills its worker every time cannot take others with it), then reported with
   :data:`~blemore.engines.base.WORKER_DIED`.
 - without ``setup`` (trainings, ablation configurations): one Ray task per item with the
@@ -78,6 +78,7 @@ class RayEngine(Engine):
         self._ray = ray
         self._owned = False
         self.actor_pids: list[int] = []  # pids of the current map's actors (tests kill one)
+        self.actor_load: list[int] = []  # calls outstanding per actor of the current map
         if not ray.is_initialized():
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             try:
@@ -175,8 +176,9 @@ class RayEngine(Engine):
 
     def _actors(self, fn_ref, setup, shared_ref, items, n: int, in_flight: int, retries: int) -> Iterator[Outcome]:
         ray = self._ray
-        cls = ray.remote(_Worker).options(max_restarts=-1, max_task_retries=0, **self._opts())
+        cls = ray.remote(_Worker).options(max_restarts=0, max_task_retries=0, **self._opts())
         actors = [cls.remote(setup, shared_ref) for _ in range(n)]
+        generation = [0] * n  # bumped when a dead actor is replaced
         try:
             self.actor_pids = ray.get([a.pid.remote() for a in actors], timeout=600)
         except Exception as err:
@@ -184,14 +186,22 @@ class RayEngine(Engine):
                 ray.kill(a)
             raise EngineError(f"could not start {n} Ray worker(s) with {self._opts()} each: {error_line(err)}") from None
         per_actor = max(1, math.ceil(in_flight / n))
-        load = [0] * n  # calls outstanding per actor
+        load = self.actor_load = [0] * n  # calls outstanding per actor
         alone = [False] * n  # an actor running a retry takes nothing else
         source = enumerate(items)
         redo: deque = deque()
         inflight: dict = {}
+        pid_refs: dict = {}  # pid of a replacement actor, for actor_pids
         exhausted = False
         try:
             while True:
+                ready = ray.wait(list(pid_refs), num_returns=len(pid_refs), timeout=0)[0] if pid_refs else []
+                for ref in ready:
+                    a = pid_refs.pop(ref)
+                    try:
+                        self.actor_pids[a] = ray.get(ref, timeout=10)
+                    except Exception:
+                        pass
                 while True:
                     if redo:
                         idle = [a for a in range(n) if load[a] == 0]
@@ -213,16 +223,24 @@ class RayEngine(Engine):
                     else:
                         break
                     load[a] += 1
-                    inflight[actors[a].call.remote(fn_ref, item)] = (i, item, att + 1, a)
+                    inflight[actors[a].call.remote(fn_ref, item)] = (i, item, att + 1, a, generation[a])
                 if not inflight:
                     return
                 done, _ = ray.wait(list(inflight), num_returns=1, timeout=_WAIT_S)
                 for ref in done:
-                    i, item, att, a = inflight.pop(ref)
+                    i, item, att, a, gen = inflight.pop(ref)
                     load[a] -= 1
                     if load[a] == 0:
                         alone[a] = False
                     value, err, died = self._classify(ref)
+                    if died and gen == generation[a]:  # a fresh actor in its place (calls queue until it is up)
+                        try:
+                            ray.kill(actors[a], no_restart=True)
+                        except Exception:  # pragma: no cover - already gone
+                            pass
+                        actors[a] = cls.remote(setup, shared_ref)
+                        generation[a] += 1
+                        pid_refs[actors[a].pid.remote()] = a
                     if died and att <= retries:
                         redo.append((i, item, att))
                     elif died:
@@ -236,7 +254,7 @@ class RayEngine(Engine):
                     ray.kill(a, no_restart=True)
                 except Exception:  # pragma: no cover - already gone
                     pass
-            self.actor_pids = []
+            self.actor_pids, self.actor_load = [], []
 
     def close(self) -> None:
         if self._owned and self._ray.is_initialized():
