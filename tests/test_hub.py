@@ -8,9 +8,11 @@ import torch
 from click.testing import CliRunner
 from fake_hub import FakeHub
 
+import blemore
 from blemore.bundle import BundleError, ModelBundle, _to_saveable
 from blemore.cli import cli
 from blemore.hub import HubError, model_card, parse_hf, push_model, resolve_model
+from blemore.labels import EMOTIONS
 from blemore.synth.features import generate_feature_corpus
 from blemore.weights import WeightsError, load_state, save_state
 
@@ -101,6 +103,9 @@ def test_push_load_round_trip_offline_and_tampered(trained, tmp_path, online, mo
         assert card == model_card(model_dir, "me/blemore-audio")
         loaded = resolve_model("hf://me/blemore-audio", endpoint=hub.url, cache_dir=cache)
         np.testing.assert_array_equal(loaded.predict(feats).proba, local.proba)
+        frame = blemore.load_model("hf://me/blemore-audio", endpoint=hub.url, cache_dir=cache).predict(str(feats))
+        assert list(frame["clip"]) == local.clip_ids
+        np.testing.assert_allclose(frame[[f"p_{e}" for e in EMOTIONS]].to_numpy(), local.proba, atol=1e-4)
         # a branch: push to it, load it by revision
         push_model(model_dir, "me/blemore-audio", revision="v2", endpoint=hub.url, token="t")
         assert "v2" in hub.repos["me/blemore-audio"]["branches"]
