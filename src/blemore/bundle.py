@@ -30,7 +30,7 @@ import pickle
 import platform
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -333,7 +333,7 @@ class ModelBundle:
                 except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as e:
                     raise BundleError(f"{root / pm['file']}: not a readable weights file, truncated or corrupted "
                                       f"({e.__class__.__name__}: {str(e)[:200]})") from None
-            chain = TransformChain(pm["transforms"])
+            chain = TransformChain(pm["transforms"], frames=pooling.sequence_length)
             chain.load_state_dict(_from_saved(state["transforms"]))
             head = create_head(m["head"]["name"], **m["head"]["options"])
             head.load_state_dict(_from_saved(state["head"]))
@@ -521,14 +521,16 @@ class ModelBundle:
                 seg = a[i0:min(i1, len(a))]
                 if len(seg) == 0:
                     seg = a[-1:]
-                if self.pooling.per_clip:
+                if self.pooling.sequence_length:  # frame sequences: the segment on the head's time base
+                    rows[n].append(replace(self.pooling, stride=None).apply(seg)[0])
+                elif self.pooling.per_clip:
                     rows[n].append(pool_stats(seg, self.pooling.stats))
                 else:
                     w = windows(seg, self.pooling.window, self.pooling.stride)
                     rows[n].append(np.nanmean(w, axis=0) if len(w) > 1 else w[0])
         outs = []
         for p in self.parts:
-            X = np.concatenate([np.stack(rows[n]) for n in p.sources], axis=1)
+            X = self.pooling.join([np.stack(rows[n]) for n in p.sources])
             ids = [f"w{i}" for i in range(len(X))]
             X = p.chain.transform(X, clip_ids=ids, groups=None)
             outs.append(p.head.predict_outputs(X, None))

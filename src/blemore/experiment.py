@@ -219,11 +219,12 @@ class Experiment:
         self.progress = progress
         self.log = log or (lambda msg: None)
         self.spec: TrainSpec = cfg.train_spec()
-        self.pooling = Pooling(kind=cfg.pooling, window=cfg.window, stride=cfg.stride)
+        probe = create_head(cfg.head, **cfg.head_options)
+        # the head says what its rows are (pooled statistics, windows, or frame sequences)
+        self.pooling = probe.input_pooling(Pooling(kind=cfg.pooling, window=cfg.window, stride=cfg.stride))
         self.fusion: Fusion = create_fusion(cfg.fusion, **cfg.fusion_options)
         self.threads = resolve_threads(cfg.threads)  # set around the work only (see _in_threads)
         self._prepare(table, test_table, features)
-        probe = create_head(cfg.head, **cfg.head_options)
         w = tuple(cfg.score_weights)
         self.decoder = probe.decoder(cfg.alphas, cfg.betas, w)  # type: ignore[arg-type]
         self.probe = probe
@@ -368,7 +369,7 @@ class Experiment:
         parts = []
         for gi, sources in enumerate(self.groups):
             X, _, rc = self._rows(sources, pos)
-            chain = TransformChain(self.cfg.transforms)
+            chain = TransformChain(self.cfg.transforms, frames=self.pooling.sequence_length)
             X = chain.fit_transform(X, clip_ids=self.clip_ids[rc].tolist(), groups=self.actor[rc].tolist())
             eval_sets = {}
             for name, epos in evals.items():

@@ -179,7 +179,7 @@ class FeatureSet:
         if unknown:
             raise FeatureError(f"unknown source(s) {unknown}; have {self.sources}")
         if self.pooling.per_clip:
-            return np.concatenate([self.blocks[s][clips] for s in sources], axis=1), None
+            return self.pooling.join([self.blocks[s][clips] for s in sources]), None
         if len(sources) != 1:
             raise FeatureError(
                 "windowed (subsampled) samples of several sources do not line up in time; "
@@ -350,9 +350,15 @@ class Standardize(Transform):
 
 
 class TransformChain:
-    """Transforms applied in order; each is fitted on the output of the previous one."""
+    """Transforms applied in order; each is fitted on the output of the previous one.
 
-    def __init__(self, specs: Sequence[str | Mapping[str, Any]] = ("standardize",)):
+    ``frames=L``: rows are frame sequences flattened frame-major (``(N, L * D)``,
+    ``Pooling(kind="frames")``): the transforms see one row per frame (``(N * L, D)``, the clip
+    id and group repeated), are fitted on frames with data only, and frames that are all-NaN
+    (no face, padding) stay all-NaN so that sequence heads can mask them."""
+
+    def __init__(self, specs: Sequence[str | Mapping[str, Any]] = ("standardize",), frames: int | None = None):
+        self.frames = None if frames is None else int(frames)
         self.transforms: list[Transform] = []
         for s in specs:
             if isinstance(s, str):
@@ -363,15 +369,36 @@ class TransformChain:
                 self.transforms.append(create_transform(name, **opts))
 
     def fit_transform(self, X: np.ndarray, *, clip_ids: Sequence[str], groups: Sequence[Any] | None = None) -> np.ndarray:
+        if self.frames:
+            return self._per_frame(X, clip_ids, groups, fit=True)
         for t in self.transforms:
             t.fit(X, clip_ids=clip_ids, groups=groups)
             X = t.transform(X, clip_ids=clip_ids, groups=groups)
         return X
 
     def transform(self, X: np.ndarray, *, clip_ids: Sequence[str], groups: Sequence[Any] | None = None) -> np.ndarray:
+        if self.frames:
+            return self._per_frame(X, clip_ids, groups, fit=False)
         for t in self.transforms:
             X = t.transform(X, clip_ids=clip_ids, groups=groups)
         return X
+
+    def _per_frame(self, X: np.ndarray, clip_ids: Sequence[str], groups: Sequence[Any] | None, fit: bool) -> np.ndarray:
+        n, length = len(X), int(self.frames)  # type: ignore[arg-type]
+        if X.ndim != 2 or X.shape[1] % length:
+            raise FeatureError(f"frame rows must be (n, {length} * D), got shape {X.shape}")
+        F = np.asarray(X, dtype=np.float32).reshape(n * length, -1)
+        valid = ~np.isnan(F).all(axis=1)
+        ids = np.repeat(np.asarray(list(clip_ids), dtype=object), length)[valid].tolist()
+        grp = None if groups is None else np.repeat(np.asarray(list(groups), dtype=object), length)[valid].tolist()
+        Z = F[valid]
+        for t in self.transforms:
+            if fit:
+                t.fit(Z, clip_ids=ids, groups=grp)
+            Z = t.transform(Z, clip_ids=ids, groups=grp)
+        out = np.full((n * length, Z.shape[1]), np.nan, dtype=np.float32)
+        out[valid] = Z
+        return out.reshape(n, -1)
 
     def specs(self) -> list[dict]:
         return [{"name": t.name, **t.config()} for t in self.transforms]

@@ -9,6 +9,12 @@
   paper's subsampling strategy, where every segment is a training sample and the segment
   logits of a clip are averaged at inference (:class:`blemore.heads.TorchHead`).
 
+* :func:`frame_slots` / :func:`frame_windows`: per-frame features kept as frames for sequence
+  heads (``Pooling(kind="frames")``): a clip resampled onto a fixed number of time slots (one
+  row per clip, every source on the same time base), or NaN-padded / cut into windows of
+  fixed length (several rows per long clip). Rows are flattened frame-major ``(L * D,)`` and
+  frames without data stay all-NaN so that heads can mask them.
+
 ``std`` is the population standard deviation (``ddof=0``); percentiles use linear
 interpolation (NumPy's default).
 """
@@ -19,7 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["STATS", "pool_stats", "pool_many", "windows", "window_many", "stat_columns", "Pooling"]
+__all__ = ["STATS", "pool_stats", "pool_many", "windows", "window_many", "stat_columns", "frame_slots",
+           "frame_windows", "Pooling"]
 
 STATS: tuple[str, ...] = ("mean", "std", "p10", "p25", "p50", "p75", "p90")
 _PERCENTILES = {"p10": 10.0, "p25": 25.0, "p50": 50.0, "p75": 75.0, "p90": 90.0}
@@ -138,10 +145,55 @@ def window_many(arrays: Sequence[np.ndarray], size: int = 16, stride: int | None
     return rows, owner
 
 
+def frame_slots(x: np.ndarray, length: int) -> np.ndarray:
+    """``(T, D)`` onto ``length`` equal time slots ``(length, D)``: with ``T >= length`` slot ``i``
+    is the NaN-robust mean of the frames in its time span (all-NaN frames ignored; a slot with
+    none left stays all-NaN); with ``T < length`` slot ``i`` is frame ``floor(i * T / length)``.
+    Two sources of one clip (any frame rates) land on the same time base."""
+    if length < 1:
+        raise ValueError(f"frame length must be >= 1, got {length}")
+    x = _as_2d(x)
+    t, d = x.shape
+    if t == length:
+        return x.copy()
+    if t < length:
+        return x[(np.arange(length) * t) // length].copy()
+    edges = (np.arange(length + 1) * t) // length
+    valid = ~np.isnan(x).all(axis=1)
+    ok = ~np.isnan(x) & valid[:, None]
+    xz = np.where(ok, x, 0.0).astype(np.float64)
+    sums = np.add.reduceat(xz, edges[:-1], axis=0)
+    cnt = np.add.reduceat(ok.astype(np.float64), edges[:-1], axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = sums / cnt
+    return out.astype(np.float32)
+
+
+def frame_windows(x: np.ndarray, length: int, stride: int) -> np.ndarray:
+    """``(T, D)`` as windows of ``length`` frames ``(W, length, D)``: a clip of at most ``length``
+    frames is one window padded with all-NaN frames; a longer one gives windows every
+    ``stride`` frames, the last one ending at the clip's last frame."""
+    if length < 1 or stride < 1:
+        raise ValueError(f"frame length and stride must be >= 1, got {length} and {stride}")
+    x = _as_2d(x)
+    t, d = x.shape
+    if t <= length:
+        out = np.full((1, length, d), np.nan, dtype=np.float32)
+        out[0, :t] = x
+        return out
+    starts = list(range(0, t - length + 1, stride))
+    if starts[-1] + length < t:
+        starts.append(t - length)
+    return np.stack([x[s:s + length] for s in starts]).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Pooling:
-    """How clips become samples: ``kind="stats"`` (one vector per clip, :func:`pool_stats`)
-    or ``kind="windows"`` (one sample per window, :func:`windows`)."""
+    """How clips become samples: ``kind="stats"`` (one vector per clip, :func:`pool_stats`),
+    ``kind="windows"`` (one sample per window, :func:`windows`) or ``kind="frames"`` (frame
+    sequences for sequence heads, ``window`` frames flattened frame-major: with ``stride`` None
+    every clip is resampled onto ``window`` time slots, :func:`frame_slots`, one row per clip;
+    with a ``stride`` clips are NaN-padded or cut in windows, :func:`frame_windows`)."""
 
     kind: str = "stats"
     stats: tuple[str, ...] = STATS
@@ -149,13 +201,27 @@ class Pooling:
     stride: int | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in ("stats", "windows"):
-            raise ValueError(f"pooling must be 'stats' or 'windows', got {self.kind!r}")
+        if self.kind not in ("stats", "windows", "frames"):
+            raise ValueError(f"pooling must be 'stats', 'windows' or 'frames', got {self.kind!r}")
         _check_stats(self.stats)
 
     @property
     def per_clip(self) -> bool:
-        return self.kind == "stats"
+        return self.kind == "stats" or (self.kind == "frames" and self.stride is None)
+
+    @property
+    def sequence_length(self) -> int | None:
+        """Frames per row for ``kind="frames"`` (rows are ``(L * D,)`` frame-major), else None."""
+        return int(self.window) if self.kind == "frames" else None
+
+    def join(self, blocks: Sequence[np.ndarray]) -> np.ndarray:
+        """Rows of several sources side by side: columns concatenated, or for frames each
+        frame's features concatenated (``(n, L * (D1 + D2))``, still frame-major)."""
+        blocks = list(blocks)
+        if self.kind != "frames" or len(blocks) == 1:
+            return np.concatenate(blocks, axis=1)
+        n, length = len(blocks[0]), int(self.window)
+        return np.concatenate([b.reshape(n, length, -1) for b in blocks], axis=2).reshape(n, -1)
 
     def key(self) -> tuple:
         return (self.kind, self.stats, self.window, self.stride)
@@ -164,6 +230,11 @@ class Pooling:
         """``(rows, F)`` samples of one clip (one row for ``stats``)."""
         if self.kind == "stats":
             return pool_stats(x, self.stats)[None, :]
+        if self.kind == "frames":
+            if self.stride is None:
+                return frame_slots(x, self.window).reshape(1, -1)
+            w = frame_windows(x, self.window, self.stride)
+            return w.reshape(len(w), -1)
         return windows(x, self.window, self.stride)
 
     def as_dict(self) -> dict:

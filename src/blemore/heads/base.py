@@ -45,6 +45,7 @@ from blemore.decoders import ArgmaxTargetDecoder, Decoder, DecoderFit, Threshold
 from blemore.errors import BlemoreError
 from blemore.fusion import fuse_probabilities
 from blemore.labels import EMOTIONS
+from blemore.pooling import Pooling
 from blemore.registry import Registry
 
 if TYPE_CHECKING:  # annotations only: the training module builds on this one
@@ -103,6 +104,12 @@ class Head(abc.ABC):
         """Six-class probabilities from outputs (identity for the paper's heads)."""
         return outputs
 
+    def input_pooling(self, pooling: Pooling) -> Pooling:
+        """How the runner and bundles turn clips into this head's rows, given the configured
+        ``pooling``. Default: as configured (pooled statistics or windows); sequence heads
+        (:mod:`blemore.heads.sequence`) return frame sequences (``Pooling(kind="frames")``)."""
+        return pooling
+
     def decoder(self, alphas: Sequence[float] | None = None, betas: Sequence[float] | None = None,
                 weights: tuple[float, float] = (0.5, 0.5)) -> Decoder:
         """The decoder for this head's outputs (default: the paper's alpha/beta rule)."""
@@ -138,6 +145,7 @@ BUILTIN_HEADS: tuple[str, ...] = (
     "blemore.heads.regularise",  # mlp-reg
     "blemore.heads.structured",  # structured, flat36
     "blemore.heads.multitask",   # multitask
+    "blemore.heads.sequence",    # attn-pool, bigru-attn, transformer (frame sequences)
 )
 """The modules that define the built-in heads; :data:`HEADS` imports them on first lookup."""
 
