@@ -69,6 +69,9 @@ WEIGHT_FILES = (
     "pytorch_model.bin.index.json",
 )
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
+#: Files that describe a model folder: transformers' ``config.json``, or the ``config.yaml`` of
+#: FunASR-format repositories (emotion2vec) that ship a ``model.pt``.
+CONFIG_FILES = ("config.json", "config.yaml")
 #: What a download fetches: the transformers config and weights only (some repositories also
 #: hold the same weights in other formats, e.g. OpenCLIP's, several GB each).
 DOWNLOAD_PATTERNS = ("config.json", "preprocessor_config.json", "model.safetensors",
@@ -130,7 +133,7 @@ def _cached_snapshot(repo_id: str) -> Path | None:
 
 
 def _folder_has_model(folder: Path) -> bool:
-    if not (folder / "config.json").is_file():
+    if not any((folder / c).is_file() for c in CONFIG_FILES):
         return False
     if any((folder / f).is_file() for f in WEIGHT_FILES):
         return True
@@ -196,7 +199,8 @@ def resolve_weights(spec: str, *, extractor: str = "?", allow_download: bool = T
         if local.is_dir() and not _folder_has_model(local):
             raise WeightsUnavailableError(
                 f"{extractor}: weights folder {local} has no config.json with model weights "
-                f"(expected config.json and one of {', '.join(WEIGHT_FILES)} or a *.pth checkpoint)"
+                f"(expected config.json (or config.yaml) and one of {', '.join(WEIGHT_FILES)} or a *.pth / *.pt "
+                "checkpoint)"
             )
         return local
     if not _looks_like_repo_id(spec):

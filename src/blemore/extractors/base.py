@@ -129,6 +129,7 @@ BUILTIN_EXTRACTORS: tuple[str, ...] = (
     "blemore.extractors.wav2vec2",
     "blemore.extractors.timesformer",
     "blemore.extractors.hsemotion",
+    "blemore.extractors.emotion2vec",
 )
 """The modules that define the built-in extractors: **the single place to list a new one.**
 :data:`EXTRACTORS` imports them on its first lookup, so ``create_extractor(name)`` works after
