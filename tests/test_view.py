@@ -60,6 +60,7 @@ def test_run_folder(run_dir, tmp_path):
     assert f"{v['mean']:.3f} ± {v['std']:.3f}" in text
     folds = re.search(r'<table class="folds">.*?<tbody>(.*?)</tbody>', text, re.S).group(1)
     assert folds.count("<tr>") == len(res["validation"]["folds"])
+    assert f"<td>{res['validation']['folds'][0]['selection_score']:.3f}</td></tr>" in folds
     # confusion: counts in the cells equal a count from the predictions CSV, clip lists too
     pv = pd.read_csv(run_dir / "predictions" / "validation.csv")
     data = _data(text)

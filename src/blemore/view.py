@@ -288,7 +288,8 @@ def _run_section(run_dir: Path, idx: int) -> tuple[str, dict]:
             params = f.get("params") or {}
             frows.append([f.get("fold"), f.get("n_clips"), f.get("n_blends"), _fmt(f.get("acc_presence")),
                           _fmt(f.get("acc_salience")), f.get("epoch", "-"),
-                          ", ".join(f"{k}={_fmt(x)}" for k, x in params.items()) or "-", _fmt(f.get("score"))])
+                          ", ".join(f"{k}={_fmt(x)}" for k, x in params.items()) or "-",
+                          _fmt(f.get("selection_score", f.get("score")))])
         out.append("<h3>Per fold</h3>" + _table(["fold", "clips", "blends", "presence", "salience", "epoch",
                                                   "decoder", "selection score"], frows, "folds"))
     for split, fname in (("validation", "validation.csv"), ("test", "test.csv")):
