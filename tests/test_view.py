@@ -181,3 +181,31 @@ def test_predict_with_a_bundle_writes_what_view_needs(corpus, tmp_path):
     text = render_view([out], output=tmp_path / "v.html")
     clips = _data(text)["p0"]["clips"]
     assert [x["id"] for x in clips] == list(table["clip_id"]) and all(x["timeline"] for x in clips)
+
+
+def test_long_timelines_are_thinned_against_block_means(tmp_path):
+    from blemore.view import thin_timeline
+
+    rng = np.random.default_rng(4)
+    t = np.arange(1001) / 25
+    p = rng.random((1001, 6))
+    p[10:13] = np.nan  # frames without a face
+    p[297:308] = np.nan  # a whole block (rows 27 * 11 ... 27 * 11 + 10)
+    tt, pp = thin_timeline(t, p, 100)
+    k = 11  # ceil(1001 / 100)
+    assert len(tt) == len(pp) == -(-1001 // k) <= 100
+    for b in range(len(tt)):
+        rows = p[b * k:(b + 1) * k]
+        ok = np.isfinite(rows).all(1)
+        np.testing.assert_allclose(tt[b], t[b * k:(b + 1) * k].mean())
+        if ok.any():
+            np.testing.assert_allclose(pp[b], rows[ok].mean(0))
+        else:
+            assert np.isnan(pp[b]).all()
+    short_t, short_p = thin_timeline(t[:50], p[:50], 100)
+    np.testing.assert_array_equal(short_t, t[:50])
+    np.testing.assert_array_equal(short_p, p[:50])
+    write_timelines(tmp_path / "x.timelines.json", [{"clip_id": "c", "label": "hap", "proba": np.full(6, 1 / 6),
+                                                     "times": t, "timeline": p}], max_points=100)
+    c = read_timelines(tmp_path / "x.timelines.json")["clips"][0]
+    assert len(c["times"]) == len(tt) and c["timeline"][27] == [None] * 6

@@ -44,7 +44,7 @@ from blemore.media import MediaError, probe
 from blemore.report import compare_runs
 from blemore.media import AUDIO_EXTENSIONS
 
-__all__ = ["render_view", "write_view", "write_timelines", "bundle_timeline_records", "read_timelines", "timelines_path", "ViewError",
+__all__ = ["render_view", "write_view", "write_timelines", "thin_timeline", "bundle_timeline_records", "read_timelines", "timelines_path", "ViewError",
            "TIMELINES_FORMAT"]
 
 TIMELINES_FORMAT = "blemore-timelines"
@@ -65,14 +65,34 @@ def timelines_path(predictions: str | os.PathLike) -> Path:
     return p.with_name(p.name.split(".", 1)[0] + ".timelines.json") if p.suffix else p.with_name(p.name + ".timelines.json")
 
 
+def thin_timeline(times: np.ndarray, proba: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_points`` rows: means over runs of ``ceil(W / max_points)`` consecutive
+    rows (NaN rows, frames without a face, are skipped; a run of only NaN rows stays NaN)."""
+    import warnings
+
+    n = len(times)
+    if n <= max_points:
+        return times, proba
+    k = -(-n // max_points)
+    m = -(-n // k)
+    pad = m * k - n
+    tp = np.concatenate([times, np.full(pad, np.nan)]).reshape(m, k)
+    pp = np.concatenate([proba, np.full((pad, proba.shape[1]), np.nan)]).reshape(m, k, proba.shape[1])
+    pp = np.where(np.isfinite(pp).all(axis=2, keepdims=True), pp, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN runs
+        return np.nanmean(tp, axis=1), np.nanmean(pp, axis=1)
+
+
 def write_timelines(path: str | os.PathLike, clips: Sequence[Mapping[str, Any]], *, model: str | None = None,
-                    notice: str | None = None) -> Path:
+                    notice: str | None = None, max_points: int = 400) -> Path:
     """Write the timeline file read by :func:`render_view`.
 
     Each clip is a mapping with ``clip_id``, ``label`` (predicted, e.g. ``"hap+sad 70/30"``),
     ``proba`` (6 clip probabilities), optionally ``media`` (a file path; stored relative to the
     timeline file's folder when below it), ``duration`` (s), ``times`` (W,) and ``timeline``
-    (W, 6 per-emotion salience in ``EMOTIONS`` order).
+    (W, 6 per-emotion salience in ``EMOTIONS`` order). Timelines longer than ``max_points``
+    are thinned by :func:`thin_timeline` (a 30 s clip at 25 frames/s keeps 375 points).
     """
     path = Path(path)
     base = path.parent.resolve()
@@ -90,6 +110,7 @@ def write_timelines(path: str | os.PathLike, clips: Sequence[Mapping[str, Any]],
         if c.get("times") is not None:
             t = np.asarray(c["times"], dtype=float).ravel()
             p = np.asarray(c["timeline"], dtype=float).reshape(len(t), len(EMOTIONS))
+            t, p = thin_timeline(t, p, max_points)
             rec["times"] = np.round(t, 4).tolist()
             q = np.round(p, 4).astype(object)
             q[~np.isfinite(p)] = None  # JSON null: a frame without a face
