@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from blemore._io import atomic_write_bytes
 from blemore.errors import BlemoreError
 
 __all__ = ["save_state", "load_state", "sha256_file", "WeightsError"]
@@ -66,15 +67,15 @@ def _flatten(obj: Any, path: str, tensors: dict[str, np.ndarray], problems: list
 def save_state(path: str | os.PathLike, state: Any) -> Path:
     """Write ``state`` to ``path`` (a ``.safetensors`` file). Raises :class:`WeightsError`
     listing every value that cannot be stored."""
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
     tensors: dict[str, np.ndarray] = {}
     problems: list[str] = []
     structure = _flatten(state, "", tensors, problems)
     if problems:
         raise WeightsError(f"{path}: cannot store the state:\n  " + "\n  ".join(problems))
-    save_file(tensors, str(path), metadata={_META_KEY: json.dumps(structure)})
-    return Path(path)
+    # bytes, then blemore's atomic write: the file gets the umask's mode (save_file makes it 0600)
+    return atomic_write_bytes(path, save(tensors, metadata={_META_KEY: json.dumps(structure)}))
 
 
 def _restore(obj: Any, tensors: Mapping[str, np.ndarray], path: Path) -> Any:
