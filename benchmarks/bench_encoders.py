@@ -16,7 +16,8 @@ Issue-15 encoders at their published sizes: ``wav2vec2`` (``paper``: wav2vec2-la
 1024, every hidden state kept as with ``--layers all``; ``base``: 12 x 768), ``wav2vec2-emotion``
 (``paper``: the 12 x 1024 robust model with its A/D/V head, ``output=avd``), ``timesformer``
 (``base`` = ``paper``: TimeSformer-B, 8 x 224 x 224), ``hicmae`` (``base`` = ``paper``: the released
-512-wide model, 10 + 10 + 2 layers, 16 x 160 x 160 video + 256 x 128 log-Mel).
+512-wide model, 10 + 10 + 2 layers, 16 x 160 x 160 video + 256 x 128 log-Mel), ``emotion2vec``
+(``base``: emotion2vec base, 768-d, 4 + 8 layers; ``paper``: emotion2vec+ large's width, 1024-d).
 
 Workloads: 10 s of 16 kHz audio (real-time factor = audio seconds per second of work);
 16 frames of 480 x 640 for the image encoders (frames/s); 32 frames of 480 x 640 cut into
@@ -42,7 +43,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 ARCHS = ("hubert-large", "wavlm-large", "clip-vit-b32", "imagebind-vision", "videomae-v2-base", "video-swin",
-         "wav2vec2", "wav2vec2-emotion", "timesformer", "hicmae")
+         "wav2vec2", "wav2vec2-emotion", "timesformer", "hicmae", "emotion2vec")
 #: hsemotion is not here: its published models are ONNX EfficientNets, which cannot be built offline
 #: without timm; its per-frame cost is onnxruntime's on a 224 x 224 crop.
 SIZES = ("tiny", "base", "paper")
@@ -116,6 +117,15 @@ def _hicmae_config(size: str) -> dict:
             "tubelet_size": 2, "patch_size": 16, "patch_size_audio": 16, "depth": depth, "depth_audio": depth,
             "fusion_depth": fdepth, "mlp_hidden": 4 * dim, "mlp_hidden_audio": 4 * dim, "image_size": side,
             "num_frames": frames, "audio_length": 256, "num_mel_bins": 128}
+
+
+def _emotion2vec_config(size: str) -> dict:
+    dim, heads, conv, k, groups, pos, pre, depth = {
+        "tiny": (32, 4, 16, 5, 4, 2, 1, 2), "base": (768, 12, 512, 19, 16, 5, 4, 8),
+        "paper": (1024, 16, 512, 19, 16, 5, 4, 8)}[size]
+    return {"dim": dim, "feature_dim": conv, "conv_channels": [conv] * 7, "pos_depth": pos, "pos_kernel": k,
+            "pos_groups": groups, "prenet_depth": pre, "depth": depth, "num_heads": heads, "mlp_hidden": 4 * dim,
+            "extra_tokens": 10, "prenet_norm": True, "alibi_scale_shape": [1, 1, heads, 1, 1]}
 
 
 def _frames(n: int, h: int = 480, w: int = 640, seed: int = 0) -> np.ndarray:
@@ -200,6 +210,13 @@ def build(arch: str, size: str, device: str = "cpu", precision: str = "auto", ba
             n_seg = len(segment_starts(n_video_frames, e.span, e.config.segment_stride))
             return Case(arch, size, e, _params(model), lambda: e.embed_video(zip(frames, times)), n_seg,
                         "segments", n_video_frames)
+        if arch == "emotion2vec":
+            from blemore.extractors.emotion2vec import Emotion2vec, build_emotion2vec
+
+            model = build_emotion2vec(_emotion2vec_config(size))
+            e = Emotion2vec.from_model(model, {"do_normalize": True}, **settings)
+            wave = (0.1 * np.random.default_rng(0).standard_normal(int(audio_seconds * 16000))).astype(np.float32)
+            return Case(arch, size, e, _params(model), lambda: e.embed(wave), audio_seconds, "audio s")
         if arch == "hicmae":
             from blemore.extractors.hicmae import HiCMAE, build_hicmae
 

@@ -12,7 +12,8 @@ array API with float16 autocast, as ``blemore extract --device cuda`` would:
   wav2vec2-emotion (the 12 x 1024 robust model with its A/D/V head): 80 s of audio;
 * timesformer (TimeSformer-B, 8 x 224 x 224): 128 frames = 9 segments (frame_step 2);
 * hicmae (the released 512-wide model, 10 + 10 + 2 layers, 16 x 160 x 160 + 256 x 128 log-Mel):
-  128 sampled frames (512 source frames) = 8 segments.
+  128 sampled frames (512 source frames) = 8 segments;
+* emotion2vec (at ``paper`` size: emotion2vec+ large's 1024-d width, 4 + 8 layers): 80 s of audio.
 (hsemotion runs on onnxruntime with published ONNX files; it has no random-weight build here.)
 
 For each it records the output shape, that every value is finite, the throughput (best of
@@ -56,6 +57,7 @@ WORK = {
     "wav2vec2-emotion": dict(audio_seconds=80.0, batch_size=4),
     "timesformer": dict(n_video_frames=128, batch_size=8),
     "hicmae": dict(n_video_frames=512, batch_size=8),
+    "emotion2vec": dict(audio_seconds=80.0, batch_size=4),
 }
 
 

@@ -21,7 +21,8 @@ are the published ones and loading is strict over them:
   (10) are prepended and dropped at the end;
 * ``...context_encoder``: LayerNorm then 4 post-norm transformer blocks (``norm1``, ``attn.qkv``,
   ``attn.proj``, ``norm2``, ``mlp.fc1``, ``mlp.fc2``; ``x = norm1(x + attn(x));
-  x = norm2(x + mlp(x))``), then ``blocks.{0..7}`` (24 for plus-large) of the same kind.
+  x = norm2(x + mlp(x))``), then ``blocks.{0..7}`` of the same kind (8 in base and in plus-large,
+  whose ``config.yaml`` says depth 8 with width 1024).
 
 Decoder, EMA and classification-head tensors (``proj``) in the file are ignored and counted.
 Sizes (width, heads from ``alibi_scale``, depths, kernels, groups, extra tokens) are read from the
@@ -390,5 +391,5 @@ class Emotion2vecPlusLarge(Emotion2vec):
     default_weights = "emotion2vec/emotion2vec_plus_large"
     description = "emotion2vec+ large (data2vec 2.0, emotion pre-training): 1024-d per 20 ms or per clip; --layers"
     nominal_dim = 1024
-    nominal_layers = 24
+    nominal_layers = 8
     column_prefix = "e2vpl"
