@@ -56,7 +56,7 @@ def test_fresh_interpreter_creates_every_builtin(kind):
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert expected <= set(out["names"]), (kind, out["names"])
     assert out["made"] == out["names"]  # every listed entry could be created, under its own name
-    if kind in ("fusions", "transforms"):  # they do not need the heads package to be imported
+    if kind == "transforms":  # per-actor normalisation does not need the heads package
         assert "blemore.heads" not in out["modules"], out["modules"]
 
 
@@ -73,3 +73,31 @@ def test_unknown_names_list_what_exists():
             fn("no-such-thing")
         assert isinstance(e.value, BlemoreError)
         assert "no-such-thing" in str(e.value) and must in str(e.value)
+
+
+def test_every_registering_module_is_a_listed_builtin():
+    """A module that registers a built-in with a ``@register_*`` decorator must be listed in its
+    registry's ``BUILTIN_*`` tuple, or its names would exist only after something imports it."""
+    import ast
+    from pathlib import Path
+
+    from blemore.extractors.base import BUILTIN_EXTRACTORS
+    from blemore.features import BUILTIN_TRANSFORMS
+    from blemore.fusion import BUILTIN_FUSIONS
+    from blemore.heads.base import BUILTIN_HEADS
+
+    listed = {"register_extractor": BUILTIN_EXTRACTORS, "register_head": BUILTIN_HEADS,
+              "register_fusion": BUILTIN_FUSIONS, "register_transform": BUILTIN_TRANSFORMS}
+    src = Path(__file__).resolve().parents[1] / "src"
+    missing = []
+    for path in sorted((src / "blemore").rglob("*.py")):
+        module = ".".join(path.relative_to(src).with_suffix("").parts)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for d in node.decorator_list:
+                f = d.func if isinstance(d, ast.Call) else d
+                name = f.id if isinstance(f, ast.Name) else getattr(f, "attr", None)
+                if name in listed and module not in listed[name]:
+                    missing.append(f"{module}.{node.name} ({name})")
+    assert not missing, f"add these modules to their registry's BUILTIN_* tuple: {missing}"

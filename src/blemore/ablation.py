@@ -42,6 +42,7 @@ from blemore.normalise import (
     evaluate_identity_grouping,
     identity_groups,
 )
+from blemore.report import write_run
 
 __all__ = [
     "HeadSpec", "parse_heads", "parse_list", "AblationRow", "AblationResult", "run_ablation",
@@ -420,8 +421,6 @@ def _run_configs(cfgs: Sequence, run: Callable, progress: bool, write_runs: bool
             r = run(cfg, progress=progress, write=write_runs)
             yield r, time.perf_counter() - t0
         return
-    from blemore.report import write_run
-
     got: dict[int, tuple[Any, float]] = {}
     errors = []
     log(f"{len(cfgs)} configurations on the {engine.name} engine")
