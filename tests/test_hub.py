@@ -136,9 +136,10 @@ def test_cli_push_model_and_predict_hf(trained, tmp_path, online, monkeypatch):
     with FakeHub(lifetime=60) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
-        r = CliRunner().invoke(cli, ["push-model", str(model_dir), "me/m", "--token", "t"], catch_exceptions=False)
+        r = CliRunner().invoke(cli, ["push-model", str(model_dir), "me/m", "--token", "t", "--private"],
+                               catch_exceptions=False)
         assert r.exit_code == 0, r.output
-        assert "Pushed" in r.stdout
+        assert "Pushed" in r.stdout and hub.repos["me/m"]["private"] is True
         r = CliRunner().invoke(cli, ["predict", "hf://me/m", str(feats), "--json"], catch_exceptions=False)
         assert r.exit_code == 0, r.output
         local = ModelBundle.load(model_dir).predict(feats).submission()
