@@ -72,3 +72,28 @@ def test_empty_input_folder_is_an_error(tmp_path):
     r = CliRunner().invoke(cli, ["extract", str(tmp_path / "in"), "--out", str(tmp_path / "S"), "-e", "egemaps", "-q"])
     assert r.exit_code == 2 and "no media files found" in r.output and str(tmp_path / "in") in r.output, r.output
     assert not (tmp_path / "S").exists()
+
+
+def test_out_under_a_file_or_read_only_is_one_clear_message(tmp_path, monkeypatch):
+    """issue 11: --out under a file or in a read-only place gave tracebacks."""
+    import errno
+    import os
+
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    args = ["synth", "features", str(a_file / "corpus"), "--clips", "72", "--test-clips", "36", "--actors", "2",
+            "--test-actors", "1", "--folds", "2", "--dim", "2"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 2 and f"{a_file} is a file, not a folder" in r.output, r.output
+
+    real_mkdir = os.mkdir
+
+    def read_only(path, *a, **k):
+        if str(path).startswith(str(tmp_path / "ro")):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_mkdir(path, *a, **k)
+
+    monkeypatch.setattr(os, "mkdir", read_only)
+    args[2] = str(tmp_path / "ro" / "corpus")
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 2 and "Read-only file system" in r.output and "Traceback" not in r.output, r.output

@@ -370,7 +370,7 @@ def load_metadata(csv_path: str | os.PathLike, split: str | None = None) -> pd.D
     if bad:
         raise ClipIdError([(b, w + (" (ids outside the grammar need label columns, emotion_1 or label, "
                                     "and an actor column in the metadata)" if i == 0 else ""))
-                           for i, (b, w) in enumerate(bad)])
+                           for i, (b, w) in enumerate(bad)], source=src)
     seen: dict[str, int] = {}
     for i, info in enumerate(infos):
         if info.clip_id in seen:

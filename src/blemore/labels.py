@@ -90,13 +90,14 @@ def _short(cid: str, n: int = 80) -> str:
 class ClipIdError(BlemoreError, ValueError):
     """One or more clip ids do not follow the BLEMORE grammar."""
 
-    def __init__(self, bad: Sequence[tuple[str, str]]):
+    def __init__(self, bad: Sequence[tuple[str, str]], source: str | None = None):
         self.bad = list(bad)
+        self.source = source
         lines = [f"  {_short(cid)}: {why}" for cid, why in self.bad[:50]]
         if len(self.bad) > 50:
             lines.append(f"  ... and {len(self.bad) - 50} more")
         n = len(self.bad)
-        head = f"{n} malformed BLEMORE clip id{'s' if n != 1 else ''}:"
+        head = (f"{source}: " if source else "") + f"{n} malformed BLEMORE clip id{'s' if n != 1 else ''}:"
         super().__init__(head + "\n" + "\n".join(lines) + f"\nExpected grammar: {GRAMMAR}")
 
 

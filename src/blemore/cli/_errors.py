@@ -7,8 +7,10 @@ Everything else propagates with its traceback (a bug).
 """
 from __future__ import annotations
 
+import errno
 import shutil
 import textwrap
+from pathlib import Path
 from typing import IO, Any
 
 import click
@@ -36,9 +38,30 @@ def format_error(message: str, width: int | None = None) -> str:
     return "\n".join([head, *rest])
 
 
+#: errno values that also mean "this path cannot be used" (read-only file system, disk full, ...).
+PATH_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG, errno.ELOOP, errno.EACCES,
+                         errno.EPERM, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOENT})
+
+
+def _blocking_file(path: str) -> str | None:
+    """The first ancestor of ``path`` that exists and is not a folder (why ENOTDIR happened)."""
+    p = Path(path)
+    for a in [p, *p.parents]:
+        if a.exists() or a.is_symlink():
+            return str(a) if not a.is_dir() else None
+    return None
+
+
 def _message(err: BaseException) -> str:
     if isinstance(err, OSError) and err.filename is not None:
-        return f"{err.filename}: {err.strerror or err.__class__.__name__}"
+        msg = f"{err.filename}: {err.strerror or err.__class__.__name__}"
+        if err.errno == errno.ENOTDIR:
+            blocker = _blocking_file(str(err.filename))
+            if blocker:
+                msg += f" ({blocker} is a file, not a folder: choose another output path)"
+        elif err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            msg += " (choose an output folder you can write to)"
+        return msg
     if isinstance(err, KeyError) and err.args:  # KeyError's str() would quote the message
         return str(err.args[0])
     return str(err) or err.__class__.__name__
@@ -75,5 +98,9 @@ class BlemoreGroup(click.Group):
             return super().invoke(ctx)
         except (BlemoreError, *PATH_ERRORS) as err:
             if ctx.find_root().params.get("debug"):
+                raise
+            raise UserError(_message(err)) from err
+        except OSError as err:  # read-only file system, disk full...: the path's fault, not a bug
+            if err.errno not in PATH_ERRNOS or err.filename is None or ctx.find_root().params.get("debug"):
                 raise
             raise UserError(_message(err)) from err
