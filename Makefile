@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: venv lint test test-fast demo bench clean
+.PHONY: venv lint test test-fast fuzz demo bench clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,10 @@ test: venv lint
 
 test-fast: venv
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow"
+
+# property-based tests (tests/test_fuzz_*.py) with many more examples than `make test` runs
+fuzz: venv
+	HF_HUB_OFFLINE=1 HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/test_fuzz_*.py --hypothesis-show-statistics
 
 demo: venv
 	HF_HUB_OFFLINE=1 $(VENV)/bin/blemore demo --out demo_run

@@ -39,3 +39,17 @@ def compositional():
     """The compositional synthetic table (see :func:`_compositional`), as a function of
     ``(n, dim=24, noise=0.5, seed=0)``."""
     return _compositional
+
+
+# -- Hypothesis (tests/test_fuzz_*.py): "ci" (default, bounded: `make test` stays fast) and
+# "fuzz" (`make fuzz`, HYPOTHESIS_PROFILE=fuzz: many more examples, failures kept in .hypothesis/)
+try:
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("ci", max_examples=40, deadline=None, database=None, derandomize=True,
+                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    settings.register_profile("fuzz", max_examples=2000, deadline=None,
+                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # pragma: no cover - hypothesis is in the dev extra
+    pass
