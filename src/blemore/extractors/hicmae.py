@@ -564,5 +564,6 @@ class HiCMAE(HFExtractor):
         except Exception as exc:
             return self._failed(exc)
         info["segments"] = int(len(feats))
+        info["seconds"] = float(n * (dt or 1 / 25.0))
         return ExtractResult(feats, centres, info=info)
 
