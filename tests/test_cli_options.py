@@ -43,7 +43,8 @@ def test_benchmark_and_train_keep_their_options():
     shared = {"--metadata", "--features", "--fusion", "--late-mode", "--preset", "--pooling", "--window", "--stride",
               "--epochs", "--lr", "--batch-size", "--weight-decay", "--folds", "--seed", "--missing", "--threads",
               "--quiet", "--actor-norm", "--identity-groups", "--head", "--out", "--json"}
-    assert _flags(benchmark_cmd) == shared | {"--test-metadata", "--selection", "--model-dir", "--no-plots"}
+    engine = {"--engine", "--address", "--workers", "-j", "--gpus-per-worker"}  # blemore.cli._engines
+    assert _flags(benchmark_cmd) == shared | {"--test-metadata", "--selection", "--model-dir", "--no-plots"} | engine
     assert _flags(train_cmd) == shared
     # train writes --out into the config's model_dir; benchmark's --out is the run folder
     assert next(p for p in train_cmd.params if "--out" in p.opts).name == "model_dir"

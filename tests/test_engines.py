@@ -82,3 +82,23 @@ def test_missing_ray_names_the_install_command(monkeypatch, tmp_path):
     with pytest.raises(EngineError, match=r"blemore\[distributed\]"):
         extract([clip], tmp_path / "S", ["egemaps"], engine="ray", progress=False)
     assert not (tmp_path / "S").exists()  # stopped before anything was written
+
+
+def test_cli_engine_options(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from blemore.cli import cli
+
+    clip = tmp_path / "A1_ang_int1_ver1.wav"
+    clip.write_bytes(b"")
+    run = CliRunner().invoke
+    r = run(cli, ["extract", str(clip), "--out", str(tmp_path / "S"), "-e", "egemaps", "--address", "auto",
+                  "--gpus-per-worker", "1"])
+    assert r.exit_code == 2 and "--address and --gpus-per-worker only apply with --engine ray" in r.output
+    monkeypatch.setitem(sys.modules, "ray", None)
+    for args in (["extract", str(clip), "--out", str(tmp_path / "S"), "-e", "egemaps", "--engine", "ray"],
+                 ["benchmark", "--metadata", str(clip), "--features", str(tmp_path), "--engine", "ray"]):
+        r = run(cli, args)
+        assert r.exit_code == 2, r.output
+        assert "pip install 'blemore[distributed]'" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "S").exists()

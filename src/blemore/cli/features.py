@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from blemore.cli._engines import check_engine_options, engine_options
+
 
 def _parse_settings(items: tuple[str, ...]) -> dict[str, dict]:
     """``("egemaps.functionals=true", ...)`` -> ``{"egemaps": {"functionals": "true"}}``: values stay text;
@@ -100,7 +102,8 @@ def register(group: click.Group) -> None:
     @click.option("--extractor", "-e", "extractor_names", default=None,
                   help="Comma-separated extractor names (default: face-mesh,face-expression,egemaps).")
     @click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
-                  help="Worker processes (default: all cores).")
+                  help="Worker processes, or Ray workers with --engine ray (default: all cores / cluster CPUs).")
+    @engine_options(workers=False)
     @click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=None,
                   help="Frames per second to analyse (default: every frame).")
     @click.option("--retry-failed", is_flag=True, help="Retry clips recorded as failed.")
@@ -118,21 +121,25 @@ def register(group: click.Group) -> None:
                        "instead of the final output.")
     @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
     @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-    def extract_cmd(inputs, out, extractor_names, workers, fps, retry_failed, overwrite, set_items, weights,
-                    device, batch_size, layers, as_json, quiet):
+    def extract_cmd(inputs, out, extractor_names, workers, engine, address, gpus_per_worker, fps, retry_failed,
+                    overwrite, set_items, weights, device, batch_size, layers, as_json, quiet):
         """Extract features of media files or folders (recursive) INPUT... into a store.
 
         Resumable: finished clips are skipped. Exits 0 when the run completed, even if some
-        clips failed (they are listed); non-zero when nothing could run.
+        clips failed (they are listed); non-zero when nothing could run. With --engine ray the
+        clips run on a Ray cluster (this process reads the files and writes the store).
         """
         from blemore.extract import DEFAULT_EXTRACTORS, extract
+
+        check_engine_options(engine, address, gpus_per_worker)
 
         names = [s.strip() for s in extractor_names.split(",") if s.strip()] if extractor_names else list(DEFAULT_EXTRACTORS)
         settings = _parse_settings(set_items)
         _add_common_settings(settings, names, {"weights": weights, "device": device, "batch_size": batch_size,
                                                "layers": layers})
         summary = extract(list(inputs), out, names, workers=workers, fps=fps, retry_failed=retry_failed,
-                          overwrite=overwrite, progress=not quiet, settings=settings)
+                          overwrite=overwrite, progress=not quiet, settings=settings, engine=engine,
+                          address=address, gpus_per_worker=gpus_per_worker)
         click.echo(json.dumps(summary.to_dict(), indent=2) if as_json else summary.format())
         if summary.interrupted:
             sys.exit(130)

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import click
 
+from blemore.cli._engines import engine_options, open_engine
 from blemore.cli._errors import UserError
 
 
@@ -196,12 +197,25 @@ _quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
 @config_options("selection", "out", "model_dir")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--json", "as_json", is_flag=True, help="Print results.json (a list for several runs) instead of tables.")
-def benchmark_cmd(config_file, quiet, heads, actor_norm, identity_groups, no_plots, as_json, **options):
+@engine_options()
+def benchmark_cmd(config_file, quiet, heads, actor_norm, identity_groups, no_plots, as_json, engine, address,
+                  gpus_per_worker, workers, **options):
     """Run the BLEMORE protocol: 5-fold actor-disjoint CV, test evaluation, trivial baselines, reports.
 
     Either flags (--metadata, --features ...) or a TOML CONFIG_FILE describing a grid of
     feature sets x heads (flags given on the command line override its top-level keys).
+    With --engine (or --workers) the trainings of a run, or the configurations of an
+    ablation, run on that engine; the results are the same as one by one here.
     """
+    eng = open_engine(engine, address, workers, gpus_per_worker)
+    try:
+        _benchmark(config_file, quiet, heads, actor_norm, identity_groups, no_plots, as_json, eng, options)
+    finally:
+        if eng is not None:
+            eng.close()
+
+
+def _benchmark(config_file, quiet, heads, actor_norm, identity_groups, no_plots, as_json, eng, options) -> None:
     from blemore.config import ExperimentConfig, load_config
     from blemore.experiment import run_experiment
     from blemore.report import compare_runs, format_compare
@@ -220,7 +234,7 @@ def benchmark_cmd(config_file, quiet, heads, actor_norm, identity_groups, no_plo
     if len(fusions) > 1:
         kw.pop("fusion", None)
     if not config_file and (len(head_specs) > 1 or len(norms) > 1 or len(fusions) > 1):
-        _ablation(kw, head_specs, norms, fusions, identity_groups, quiet, as_json)
+        _ablation(kw, head_specs, norms, fusions, identity_groups, quiet, as_json, eng)
         return
     if norms:
         kw["transforms"] = _norm_transforms(norms[0], identity_groups)
@@ -245,7 +259,7 @@ def benchmark_cmd(config_file, quiet, heads, actor_norm, identity_groups, no_plo
     for i, cfg in enumerate(configs):
         if len(configs) > 1 and not quiet:
             click.echo(f"[{i + 1}/{len(configs)}] {cfg.run_name()}", err=True)
-        r = run_experiment(cfg, progress=not quiet)
+        r = run_experiment(cfg, progress=not quiet, engine=eng)
         results.append((cfg, r))
     if as_json:
         objs = [r.results for _, r in results]
@@ -271,7 +285,7 @@ def benchmark_cmd(config_file, quiet, heads, actor_norm, identity_groups, no_plo
             click.echo(f"Side-by-side table: {where}")
 
 
-def _ablation(kw, head_specs, norms, fusions, identity_groups, quiet, as_json) -> None:
+def _ablation(kw, head_specs, norms, fusions, identity_groups, quiet, as_json, eng=None) -> None:
     """``benchmark`` with several heads / --actor-norm modes / fusions: one ablation table."""
     from blemore.ablation import run_ablation
     from blemore.config import ExperimentConfig
@@ -282,7 +296,7 @@ def _ablation(kw, head_specs, norms, fusions, identity_groups, quiet, as_json) -
     base = ExperimentConfig(**{k: v for k, v in kw.items() if k not in ("out", "model_dir")})
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     res = run_ablation(base, head_specs or ["mlp-512"], norms or ["off"], fusions or None, out=out_dir,
-                       n_groups=_groups_value(identity_groups), progress=not quiet, log=say)
+                       n_groups=_groups_value(identity_groups), progress=not quiet, log=say, engine=eng)
     if as_json:
         click.echo(json.dumps(res.as_dict(), indent=2, default=str))
         return
