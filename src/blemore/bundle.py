@@ -335,7 +335,7 @@ class ModelBundle:
                                       f"({e.__class__.__name__}: {str(e)[:200]})") from None
             chain = TransformChain(pm["transforms"], frames=pooling.sequence_length)
             chain.load_state_dict(_from_saved(state["transforms"]))
-            head = create_head(m["head"]["name"], **m["head"]["options"])
+            head = fusion.head_for(create_head(m["head"]["name"], **m["head"]["options"]), None)
             head.load_state_dict(_from_saved(state["head"]))
             parts.append(BundlePart(tuple(pm["sources"]), chain, head))
         d = m["decoder"]

@@ -225,6 +225,7 @@ class Experiment:
         self.fusion: Fusion = create_fusion(cfg.fusion, **cfg.fusion_options)
         self.threads = resolve_threads(cfg.threads)  # set around the work only (see _in_threads)
         self._prepare(table, test_table, features)
+        self.fusion.head_for(probe, None)  # refuses a head the fusion cannot use, before any training
         w = tuple(cfg.score_weights)
         self.decoder = probe.decoder(cfg.alphas, cfg.betas, w)  # type: ignore[arg-type]
         self.probe = probe
@@ -376,7 +377,8 @@ class Experiment:
                 Xe, own, erc = self._rows(sources, epos)
                 Xe = chain.transform(Xe, clip_ids=self.clip_ids[erc].tolist(), groups=self.actor[erc].tolist())
                 eval_sets[name] = EvalSet(Xe, own)
-            head = create_head(self.cfg.head, **self.cfg.head_options)
+            head = self.fusion.head_for(create_head(self.cfg.head, **self.cfg.head_options),
+                                        [self.features.dim(s) for s in sources])
             tgt = self.target[rc]
             hist = head.fit(X, TARGET_SOFT[tgt].astype(np.float32), target=tgt, groups=self.actor[rc],
                             eval_sets=eval_sets, spec=spec, seed=_seed_for(self.cfg.seed, exclude, gi),
@@ -668,6 +670,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, table: pd.Da
     }
     if feature_warnings:
         results["warnings"] = feature_warnings
+    results.update(exp.fusion.summary(exp, cv) or {})  # e.g. gated fusion: gate statistics
     curves = {f"fold{f['fold']}": f["selection"].curve for f in folds}
 
     want_final = final if final is not None else (exp.test_pos is not None or bool(cfg.model_dir))

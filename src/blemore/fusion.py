@@ -87,6 +87,17 @@ class Fusion:
         """Combination weights chosen from labelled outputs (one array per group)."""
         return None
 
+    def head_for(self, head, dims: Sequence[int] | None):
+        """The head a group trains, given the configured ``head`` and the group's source widths
+        (``dims``; None when rebuilding a saved model). Default: ``head`` itself; gated fusion
+        wraps it (:mod:`blemore.fusion_gated`)."""
+        return head
+
+    def summary(self, exp, cv) -> dict | None:
+        """Extra results of this strategy after cross-validation (merged into ``results.json``);
+        default None."""
+        return None
+
     def combine(self, outputs: Sequence[np.ndarray], weights: Sequence[float] | None, head) -> np.ndarray:
         """One per-clip output array from the groups' outputs."""
         if len(outputs) == 1:
@@ -97,9 +108,10 @@ class Fusion:
         return {"kind": self.name, **self.options}
 
 
-BUILTIN_FUSIONS: tuple[str, ...] = ("blemore.fusion", "blemore.late_fusion")
+BUILTIN_FUSIONS: tuple[str, ...] = ("blemore.fusion", "blemore.late_fusion", "blemore.fusion_gated")
 """The modules that define the built-in strategies (``early``, ``late`` here; ``late-learned``
-in :mod:`blemore.late_fusion`); :data:`FUSIONS` imports them on first lookup."""
+in :mod:`blemore.late_fusion`; ``gated`` in :mod:`blemore.fusion_gated`); :data:`FUSIONS` imports
+them on first lookup."""
 
 FUSIONS: Registry[type[Fusion]] = Registry("fusion", builtins=BUILTIN_FUSIONS, error=FusionError)
 """Fusion name -> strategy class; unknown names raise :class:`FusionError` listing every one."""

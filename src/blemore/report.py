@@ -105,6 +105,27 @@ def _actor_norm_line(res: Mapping) -> str:
     return txt
 
 
+def _extra_lines(res: Mapping) -> list[str]:
+    """Sections of optional methods: gated fusion's gate statistics, per-actor thresholds,
+    train-to-test adaptation (each only when the run used it)."""
+    lines: list[str] = []
+    g = res.get("gating")
+    if g:
+        srcs = g["sources"]
+        lines += ["", "## Gated fusion: source selection (share of clips selected / mean gate weight)", "",
+                  f"{g.get('note', '')}", "",
+                  "| configuration | " + " | ".join(srcs) + " |", "|---" * (len(srcs) + 1) + "|",
+                  "| all | " + " | ".join(f"{g['overall'][s]['selected']:.2f} / {g['overall'][s]['weight']:.2f}"
+                                         for s in srcs) + " |"]
+        for conf, per in g["per_configuration"].items():
+            lines.append(f"| {conf} | " + " | ".join(f"{per[s]['selected']:.2f} / {per[s]['weight']:.2f}"
+                                                    for s in srcs) + " |")
+    for key, title in (("thresholds", "Per-actor thresholds"), ("adaptation", "Train-to-test adaptation")):
+        if res.get(key):
+            lines += ["", f"## {title}", "", str(res[key].get("description", ""))]
+    return lines
+
+
 def results_markdown(res: Mapping) -> str:
     """``results.md``: the paper-shaped tables plus per-fold and per-configuration detail."""
     feats = " + ".join(res.get("features") or [])
@@ -177,6 +198,7 @@ def results_markdown(res: Mapping) -> str:
             i = pc["rows"].index(r)
             acc = row[i] / tot if tot else 0.0
             lines.append(f"| {r} | " + " | ".join(str(v) for v in row) + f" | {tot} | {acc:.3f} |")
+    lines += _extra_lines(res)
     tm = res.get("timing")
     if tm:
         lines += ["", f"Timing: {tm['total_seconds']:.1f} s in all, cross-validation {tm['cv_seconds']:.1f} s "

@@ -104,6 +104,11 @@ class Head(abc.ABC):
         """Six-class probabilities from outputs (identity for the paper's heads)."""
         return outputs
 
+    def wrapped(self, kind: str, **options: Any) -> "Head":
+        """This head inside a wrapper from :data:`HEAD_WRAPPERS` (e.g. ``"gated"``, the network of
+        gated fusion), which keeps this head's loss, outputs and decoder."""
+        return HEAD_WRAPPERS.create(kind, base=self, **options)
+
     def input_pooling(self, pooling: Pooling) -> Pooling:
         """How the runner and bundles turn clips into this head's rows, given the configured
         ``pooling``. Default: as configured (pooled statistics or windows); sequence heads
@@ -151,6 +156,11 @@ BUILTIN_HEADS: tuple[str, ...] = (
 
 HEADS: Registry[type[Head]] = Registry("head", builtins=BUILTIN_HEADS, error=HeadError)
 """Head name -> class; unknown names raise :class:`HeadError` listing every registered head."""
+
+
+HEAD_WRAPPERS: Registry[type[Head]] = Registry("head wrapper", builtins=("blemore.heads.gated",), error=HeadError)
+"""Wrapper name -> class taking ``base=`` (a head) and options; see :meth:`Head.wrapped`."""
+register_head_wrapper = HEAD_WRAPPERS.register
 
 
 def register_head(name: str) -> Callable[[type[Head]], type[Head]]:

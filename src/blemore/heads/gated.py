@@ -1,0 +1,112 @@
+"""The network of selective (gated) fusion, ``--fusion gated`` (:mod:`blemore.fusion_gated`).
+
+After Lee et al. (FG 2026 BLEMORE challenge, 2nd place, "rank-aware selective fusion"): every
+source's pooled features are projected into one shared space (``Linear -> ReLU``, width
+``shared``, default 256), a gate scores each source per clip from its projection, the ``top``
+best-scored sources of that clip are kept (the others get weight 0) and a softmax over the
+kept scores weights their projections; the fused vector goes through the configured head's
+own network (e.g. ``mlp-512``'s hidden layer and output), with that head's loss, outputs and
+decoder. ``top`` = number of sources is a soft (attention) fusion; ``top=1`` picks one source
+per clip.
+
+How it plugs in: :class:`blemore.fusion_gated.GatedFusion` puts all sources in one group (like
+early fusion) and wraps the head the runner made (``head.wrapped("gated", ...)``, registry
+:data:`blemore.heads.base.HEAD_WRAPPERS`) in a :class:`GatedHead` that knows each source's width;
+bundles rebuild the wrapper from the saved state.
+
+Pooled inputs only: sequence heads fuse sources on a common time base (early) or late.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from blemore.heads.base import Head, HeadError, register_head_wrapper
+from blemore.heads.training import TorchHead
+
+__all__ = ["GatedHead"]
+
+
+@register_head_wrapper("gated")
+class GatedHead(TorchHead):
+    """A head behind per-source projections and a per-clip top-N gate (see the module doc)."""
+
+    name = "gated"
+
+    def __init__(self, base: Head, dims: Sequence[int] | None = None, top: int = 1, shared: int = 256):
+        if not isinstance(base, TorchHead) or getattr(base, "input", "pooled") == "sequence":
+            raise HeadError(f"gated fusion needs a pooled torch head (e.g. mlp-512), got {base.name!r}")
+        super().__init__(**base.options)
+        self.base, self.top, self.shared = base, int(top), int(shared)
+        self.dims = None if dims is None else [int(d) for d in dims]
+        self.output_dim = base.output_dim  # type: ignore[misc]
+
+    # delegated to the wrapped head: its loss, outputs, decoder, fusion and config
+    def loss(self, logits, y_soft, target):
+        return self.base.loss(logits, y_soft, target)
+
+    def logits_to_outputs(self, logits):
+        return self.base.logits_to_outputs(logits)
+
+    def outputs_to_proba(self, outputs):
+        return self.base.outputs_to_proba(outputs)
+
+    def decoder(self, *a, **k):
+        return self.base.decoder(*a, **k)
+
+    def fuse(self, *a, **k):
+        return self.base.fuse(*a, **k)
+
+    def config(self) -> dict:
+        return self.base.config()
+
+    def build_module(self, in_dim: int):
+        import torch
+        from torch import nn
+
+        dims = self.dims
+        if not dims or sum(dims) != in_dim:
+            raise HeadError(f"gated fusion: source widths {dims} do not add up to the input width {in_dim}")
+        top = max(1, min(self.top, len(dims)))
+        body = self.base.build_module(self.shared)
+        self_shared = self.shared
+
+        class GatedNet(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.splits = list(dims)
+                self.proj = nn.ModuleList([nn.Sequential(nn.Linear(d, self_shared), nn.ReLU()) for d in dims])
+                self.gate = nn.Linear(self_shared, 1)
+                self.bias = nn.Parameter(torch.zeros(len(dims)))
+                self.body = body
+
+            def gates(self, x):
+                z = torch.stack([p(xs) for p, xs in zip(self.proj, torch.split(x, self.splits, dim=1))], dim=1)
+                s = self.gate(torch.tanh(z)).squeeze(2) + self.bias  # (b, sources)
+                keep = torch.zeros_like(s, dtype=torch.bool).scatter_(1, s.topk(top, dim=1).indices, True)
+                return torch.softmax(s.masked_fill(~keep, float("-inf")), dim=1), z
+
+            def forward(self, x):
+                g, z = self.gates(x)
+                return self.body((g[:, :, None] * z).sum(dim=1))
+
+        return GatedNet()
+
+    def gates(self, X: np.ndarray) -> np.ndarray:
+        """Per-row gate weights ``(n, sources)`` (0 for sources not selected)."""
+        import torch
+
+        if self.module is None:
+            raise RuntimeError("gated head is not trained")
+        with torch.no_grad():
+            return self.module.gates(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)))[0].numpy()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "gated_dims": list(self.dims or []), "gated_top": self.top,
+                "gated_shared": self.shared}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.dims = [int(d) for d in np.asarray(state["gated_dims"]).ravel()]
+        self.top, self.shared = int(np.asarray(state["gated_top"])), int(np.asarray(state["gated_shared"]))
+        super().load_state_dict(state)

@@ -1,0 +1,79 @@
+"""Gated (selective) fusion: top-N gate, the wrapped head's network, report, bundle round trip."""
+import numpy as np
+import pytest
+
+from blemore.bundle import ModelBundle
+from blemore.config import ExperimentConfig
+from blemore.experiment import Experiment, run_experiment
+from blemore.fusion import create_fusion
+from blemore.heads.base import HeadError, create_head
+from blemore.fusion_gated import gate_summary
+from blemore.heads.gated import GatedHead
+from blemore.heads.training import TrainSpec
+from blemore.report import results_markdown
+from blemore.synth.temporal import generate_temporal_corpus
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_top_n_gate_keeps_n_sources_per_clip():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 9)).astype(np.float32)
+    Y = np.eye(6, dtype=np.float32)[rng.integers(0, 6, 40)]
+    for top in (1, 2, 3):
+        h = GatedHead(create_head("mlp", hidden=8), dims=[3, 4, 2], top=top, shared=6)
+        h.fit(X, Y, spec=TrainSpec(lr=1e-2, epochs=2, batch_size=16))
+        g = h.gates(X)
+        assert g.shape == (40, 3) and np.allclose(g.sum(axis=1), 1.0, atol=1e-6)
+        assert ((g > 0).sum(axis=1) == top).all()
+        out = h.predict_outputs(X)
+        assert out.shape == (40, 6) and np.allclose(out.sum(axis=1), 1.0, atol=1e-5)
+    with pytest.raises(HeadError):
+        GatedHead(create_head("attn-pool"), dims=[3])
+    with pytest.raises(Exception, match="top"):
+        create_fusion("gated", top=0)
+
+
+def test_gate_summary_against_a_loop():
+    g = np.array([[1.0, 0.0], [0.3, 0.7], [0.0, 1.0], [0.6, 0.4]])
+    t = np.array([0, 0, 3, 3])
+    s = gate_summary(g, t, ["video", "audio"])
+    assert s["overall"]["video"] == {"selected": 0.75, "weight": pytest.approx(0.475)}
+    ang = s["per_configuration"]["ang"]
+    assert ang["audio"]["selected"] == 0.5 and ang["audio"]["weight"] == pytest.approx(0.35)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return generate_temporal_corpus(tmp_path_factory.mktemp("gated"), n_train_actors=3, n_test_actors=1,
+                                    n_train_clips=108, n_test_clips=36, dim=5, latent=4, frames=(12, 24),
+                                    event=(3, 6), folds=3, seed=2)
+
+
+def test_gated_run_report_and_bundle(corpus, tmp_path):
+    cfg = ExperimentConfig(metadata=str(corpus.train_metadata), test_metadata=str(corpus.test_metadata),
+                           features=[str(corpus.sources["video"]), str(corpus.sources["audio"])],
+                           head="mlp", head_options={"hidden": 8}, fusion="gated", fusion_options={"top": 1, "shared": 8},
+                           preset="fast", train={"epochs": 2, "batch_size": 32, "lr": 1e-2}, threads=1, plots=False,
+                           model_dir=str(tmp_path / "model"))
+    r = run_experiment(cfg, progress=False, write=False)
+    g = r.results["gating"]
+    assert set(g["overall"]) == {"video", "audio"}
+    assert sum(v["selected"] for v in g["overall"].values()) == pytest.approx(1.0)  # top=1
+    assert len(g["per_configuration"]) == 36
+    md = results_markdown(r.results)
+    assert "Gated fusion: source selection" in md
+    assert all(f"| {name} | " in md for name in g["per_configuration"])
+    model = ModelBundle.load(tmp_path / "model")
+    assert isinstance(model.parts[0].head, GatedHead) and model.parts[0].head.dims == [5 * 7, 5 * 7]
+    pred = model.predict({"video": corpus.sources["video"], "audio": corpus.sources["audio"]},
+                         clip_ids=r.test_predictions["clip_id"].tolist())
+    np.testing.assert_array_equal(pred.target, r.test_predictions["pred_target"].to_numpy())
+
+
+def test_gated_refuses_sequence_heads_before_training(corpus):
+    cfg = ExperimentConfig(metadata=str(corpus.train_metadata),
+                           features=[str(corpus.sources["video"]), str(corpus.sources["audio"])],
+                           head="attn-pool", fusion="gated", preset="fast", plots=False)
+    with pytest.raises(HeadError, match="pooled"):
+        Experiment(cfg, progress=False)
