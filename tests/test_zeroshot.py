@@ -52,10 +52,15 @@ def test_predict_clip_with_a_face(tmp_path):
     clip = make_clip(tmp_path / "astronaut.mp4", seconds=1.0, audio=None)
     blank = make_clip(tmp_path / "blank.mp4", seconds=0.4, audio=None, blank=tuple(range(10)))
     out = tmp_path / "out" / "pred.json"
+    # a clip without a face: named, and the batch refused unless --allow-partial
     r = CliRunner().invoke(cli, ["predict", str(clip), str(blank), "-o", str(out)], catch_exceptions=False)
+    assert r.exit_code == 2 and "skipped blank: no face" in r.stderr and "--allow-partial" in r.stderr
+    assert not out.exists()
+    r = CliRunner().invoke(cli, ["predict", str(clip), str(blank), "-o", str(out), "--allow-partial"],
+                           catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert NOTICE in r.stdout and "uncalibrated: this model has not seen BLEMORE" in r.stdout
-    assert "blank" in r.stderr and "not predicted" in r.stderr  # the clip without a face is named
+    assert "skipped blank: no face" in r.stderr and r.stderr.count("blank") == 1
     preds = json.loads(out.read_text())["predictions"]
     assert list(preds) == ["astronaut.mov"]
     entry = preds["astronaut.mov"]
@@ -77,5 +82,9 @@ def test_predict_clip_with_a_face(tmp_path):
     assert r2.exit_code == 0 and json.loads(r2.stdout)["predictions"] == {"astronaut.mov": entry}
     assert NOTICE in r2.stderr
     # a folder of clips as the first argument is input, not a model
-    r3 = CliRunner().invoke(cli, ["predict", str(tmp_path), "--json"], catch_exceptions=False)
+    r3 = CliRunner().invoke(cli, ["predict", str(tmp_path), "--json", "--allow-partial"], catch_exceptions=False)
     assert r3.exit_code == 0 and json.loads(r3.stdout)["predictions"] == {"astronaut.mov": entry}
+    # the library: a table with the notice, a warning naming the clip without a face
+    with pytest.warns(UserWarning, match="blank.mp4: not predicted by face-zero-shot"):
+        table = FaceZeroShot().predict([clip, blank])
+    assert list(table["clip_id"]) == ["astronaut"] and (table["notice"] == NOTICE).all()

@@ -143,9 +143,11 @@ class FaceZeroShot:
         info = {"status": r.status, "error": r.error, **r.info}
         return times, smooth(probs, width), info
 
-    def predict_media(self, inputs: Sequence[str | os.PathLike], progress: bool = True) -> ZeroShotResult:
-        """Predict media files (or folders of them). Clips without any face are skipped with a
-        warning naming each one."""
+    def predict_media(self, inputs: Sequence[str | os.PathLike], progress: bool = True,
+                      warn: bool = True) -> ZeroShotResult:
+        """Predict media files (or folders of them). Clips without any face are skipped (in
+        ``skipped``, with the reason) with a warning naming each one (unless ``warn`` is off:
+        the caller reports them)."""
         from tqdm.auto import tqdm
 
         media = find_media(inputs)
@@ -159,7 +161,8 @@ class FaceZeroShot:
             if not ok.any():
                 reason = info.get("error") or info.get("status") or "no face"
                 res.skipped[cid] = reason
-                warnings.warn(f"{path}: not predicted by face-zero-shot ({reason})", stacklevel=2)
+                if warn:
+                    warnings.warn(f"{path}: not predicted by face-zero-shot ({reason})", stacklevel=2)
                 continue
             p = tl[ok].mean(axis=0)
             ids.append(cid)

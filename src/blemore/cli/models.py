@@ -461,8 +461,9 @@ def predict_cmd(args, model_opt, output, store, workers, timeline, as_json, allo
     records = None
     if not isinstance(model, ModelBundle):  # the zero-shot face model
         click.echo(f"notice: {model.notice}", err=True)
-        res = model.predict_media(inputs, progress=True)
+        res = model.predict_media(inputs, progress=True, warn=False)
         pred = res.predictions
+        _report_skipped(res.skipped, len(pred.clip_ids), allow_partial)
         records = [{"clip_id": c, "label": lab, "proba": p, "media": res.media[c], "duration": res.durations[c],
                     "times": res.timelines[c][0], "timeline": res.timelines[c][1]}
                    for c, lab, p in zip(pred.clip_ids, pred.labels(), pred.proba)]
