@@ -23,7 +23,7 @@ from blemore.predictions import (  # noqa: E402
     load_json_strict,
     read_probabilities,
 )
-from blemore.submission import load_predictions  # noqa: E402
+from blemore.submission import load_predictions, template_keys, validate_submission  # noqa: E402
 
 UNICODE_DIGITS = "\u0660\u0661\u06f3\u0967\uff11"
 cells = st.one_of(
@@ -175,3 +175,26 @@ def test_fuzz_load_predictions(tmp_path_factory, text):
         return
     assert isinstance(preds, dict)
     assert load_json_strict(path) is not None
+
+
+# -- the submission validator ------------------------------------------------------------------
+_KEYS = template_keys()
+hostile_keys = st.one_of(st.text(max_size=12), st.sampled_from(["test_0001", "test_0001.mp4", "test_\u0661.mov",
+                                                                  "test_0595.mov", "test_00001.mov", " test_0001.mov"]))
+
+
+@given(st.dictionaries(st.sampled_from(_KEYS[:5]), entries, max_size=5), st.lists(hostile_keys, max_size=3),
+       st.lists(st.sampled_from(_KEYS), max_size=3, unique=True))
+def test_fuzz_validate_submission(changed, extra_keys, dropped):
+    sub = {k: [{"emotion": "hap", "salience": 100.0}] for k in _KEYS}
+    sub.update(changed)
+    for k in extra_keys:
+        sub.setdefault(k, [{"emotion": "sad", "salience": 100}])
+    for k in dropped:
+        sub.pop(k, None)
+    problems = validate_submission({"predictions": sub})
+    assert isinstance(problems, list) and all(isinstance(p, str) for p in problems)
+    expected_bad = (set(sub) ^ set(_KEYS)) | {k for k, v in sub.items() if entry_problems(k, v)}
+    assert bool(problems) == bool(expected_bad)
+    for k in expected_bad:
+        assert any(p.startswith(f"{k}:") for p in problems), (k, problems[:5])
