@@ -162,3 +162,14 @@ def test_broken_bundles_are_clear_errors(trained, tmp_path, case, why):
 
 def corpus_dir(trained):
     return trained[0].sources["audio"]
+
+
+def test_predict_says_challenge_keys_are_mov(trained, tmp_path):
+    """issue 11: prediction keys got .mov appended whatever the input's extension, without a word."""
+    corpus, model = trained
+    store, ok, _ = _store(tmp_path, corpus, 2, 0)
+    out = tmp_path / "p.json"
+    r = CliRunner().invoke(cli, ["predict", str(model), str(store), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "keys <clip id>.mov" in r.output
+    assert sorted(json.loads(out.read_text())["predictions"]) == sorted(f"{c}.mov" for c in ok)

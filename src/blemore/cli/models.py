@@ -423,7 +423,8 @@ def _names_a_model(arg: str) -> bool:
                    "(the built-in uncalibrated face model). Default: the first argument when it is one of these, "
                    "else face-zero-shot.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Write the challenge JSON here, the readable table next to it as .csv, and the media paths and "
+              help="Write the challenge JSON here (keys are <clip id>.mov, the challenge's naming, whatever the "
+                   "media's extension), the readable table next to it as .csv (clip ids), and the media paths and "
                    "timelines as .timelines.json (for blemore view).")
 @click.option("--store", type=click.Path(file_okay=False), default=None,
               help="Where to extract features of media inputs (default: a temporary folder).")
@@ -525,7 +526,8 @@ def predict_cmd(args, model_opt, output, store, workers, timeline, as_json, allo
             click.echo(f"NOTICE: {notice}")
         click.echo(table.drop(columns=["notice"], errors="ignore").to_string(index=False))
         if output:
-            click.echo(f"\nChallenge JSON: {output}; table: {Path(output).with_suffix('.csv')}; "
+            click.echo(f"\nChallenge JSON: {output} (keys <clip id>.mov as the challenge names clips, whatever "
+                       f"the media's extension); table: {Path(output).with_suffix('.csv')}; "
                        f"timelines: {timelines_path(output)} (blemore view {output})")
 
 
