@@ -253,3 +253,18 @@ def test_segments_and_extract(tiny, tmp_path):
     (tmp_path / "bad.mp4").write_bytes(b"nope")
     assert e.extract(tmp_path / "bad.mp4").status == "failed"
     assert create_extractor("hicmae").name == "hicmae"
+
+
+def test_face_crops_reuse_the_last_box(tiny, tmp_path):
+    from media_fixtures import make_clip
+
+    path, _ = tiny
+    e = _extractor(path, num_heads=1, face_crop=True, frame_step=2)
+    e.load()
+    clip = make_clip(tmp_path / "A1_hap_int1_ver1.mp4", seconds=0.4, fps=25, size=(120, 160), blank=(4,))
+    frames, times, n, dt = e.sample_frames(clip)
+    assert n == 10 and len(frames) == 5 and abs(dt - 0.04) < 1e-6
+    assert all(f.shape == (32, 32, 3) for f in frames)  # face crops at the model's size, the blank one too
+    assert e._nofaces == 1
+    r = e.extract(clip)
+    assert r.status == "ok" and r.info["no_face_frames"] == 1

@@ -34,7 +34,8 @@ allowed).
 about 2 s at 30 fps); segments start every ``segment_stride`` sampled frames (16:
 non-overlapping) and a last one is aligned to the end when frames would be left out; a clip
 shorter than one segment repeats its last frame. Each frame is the face crop (the face-mesh
-box, ``face_crop=True``; HiCMAE was trained on aligned faces) or the whole frame, resized to
+box, ``face_crop=True``; HiCMAE was trained on aligned faces; a frame without a face reuses the
+clip's last box) or the whole frame, resized to
 160 x 160 (bilinear; shorter side + centre crop for non-square inputs), scaled to [0, 1] and
 normalised with the ImageNet mean/std. The segment's audio runs from its first sampled frame
 to one frame step after its last one; it becomes a Kaldi-compatible log-Mel filterbank (128
@@ -62,7 +63,9 @@ from typing import ClassVar
 
 import numpy as np
 
+from blemore.extractors import _face
 from blemore.extractors._hf import (
+    ExtractorUnavailableError,
     HFConfig,
     HFExtractor,
     ImagePreprocess,
@@ -77,7 +80,6 @@ from blemore.extractors._hf import (
 )
 from blemore.extractors.base import ExtractResult, register_extractor
 from blemore.extractors.hf_video import IMAGENET_MEAN, IMAGENET_STD, segment_starts
-from blemore.extractors.hf_image import _FaceCropper
 
 __all__ = ["HiCMAEConfig", "HiCMAE", "HiCMAEModel", "hicmae_config_from_state_dict", "build_hicmae",
            "load_hicmae_checkpoint", "HICMAE_AUDIO", "HICMAE_PREPROCESS"]
@@ -395,7 +397,8 @@ class HiCMAE(HFExtractor):
                                               crop=(self.config.image_size, self.config.image_size))
         self.audio_processor = None
         self.load_info: dict = {}
-        self._face = None
+        self._face = None  # the face-mesh helper module, when face_crop
+        self._tracker = None
         self._nofaces = 0
 
     @property
@@ -465,8 +468,13 @@ class HiCMAE(HFExtractor):
                 feature_size=1, sampling_rate=SAMPLE_RATE, num_mel_bins=cfg["num_mel_bins"],
                 max_length=cfg["audio_length"], mean=HICMAE_AUDIO["mean"], std=HICMAE_AUDIO["std"],
                 do_normalize=True)
-        if self.config.face_crop and self._face is None:
-            self._face = _FaceCropper()
+        if self.config.face_crop and self._tracker is None:
+            try:
+                self._tracker = _face.get_tracker()
+            except ImportError as exc:  # mediapipe missing
+                raise ExtractorUnavailableError(f"{self.name}: face_crop needs MediaPipe's face mesh ({exc}); install "
+                                                "the extract extra or set face_crop=false") from exc
+            self._face = _face
 
     def _model_dim(self) -> int:
         return self._dims(self.model.cfg)[self.config.output]
@@ -482,11 +490,13 @@ class HiCMAE(HFExtractor):
 
     def sample_frames(self, path: str | Path) -> tuple[list[np.ndarray], list[float], int, float | None]:
         """Every ``frame_step``-th frame (face crop or whole frame), its time, the number of source
-        frames and the source frame interval (seconds)."""
+        frames and the source frame interval (seconds). A sampled frame without a face reuses the
+        last face box of the clip (the whole frame before the first face); they are counted."""
         frames, times, n = [], [], 0
         dt = None
-        if self._face is not None:
-            self._face.reset()
+        box = None
+        if self._tracker is not None:
+            self._tracker.reset()  # one clip's face never seeds the next
         last = None
         for i, (frame, t) in enumerate(iter_video_frames(path)):
             n += 1
@@ -496,11 +506,14 @@ class HiCMAE(HFExtractor):
             if i % self.config.frame_step:
                 continue
             img = frame
-            if self._face is not None:
-                crop = self._face(frame)
-                img = crop if crop is not None else frame  # no face: the whole frame (counted in info)
-                if crop is None:
+            if self._tracker is not None:
+                landmarks = self._tracker(np.ascontiguousarray(frame))
+                if landmarks is not None:
+                    box = self._face.face_box(landmarks=landmarks)
+                else:
                     self._nofaces += 1
+                if box is not None:
+                    img = self._face.crop_face(frame, box, size=self.config.image_size)
             frames.append(np.ascontiguousarray(img))
             times.append(float(t))
         return frames, times, n, dt
@@ -557,7 +570,7 @@ class HiCMAE(HFExtractor):
             if media_status(exc) != "no-audio":
                 return self._failed(exc)
             wave, info["audio"] = None, "none (silence used)"
-        if self._face is not None:
+        if self._tracker is not None:
             info["no_face_frames"] = self._nofaces
         try:
             feats, centres = self.embed_clip(frames, times, wave, dt or 1 / 25.0)
