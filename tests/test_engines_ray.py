@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,33 @@ def _namespace_problem() -> str | None:
     return None
 
 
+def _namespace_pids(ns: str) -> list[int]:
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if os.readlink(d / "ns" / "net") == ns:
+                    pids.append(int(d.name))
+            except OSError:
+                pass
+    return pids
+
+
+def _kill_namespace(ns: str, grace_s: float = 10.0) -> list[int]:
+    """The processes still alive in the private network namespace ``ns`` after ``grace_s``,
+    SIGKILLed (only the checks' own processes live there; Ray's daemons start their own
+    sessions, so a process-group kill would miss them)."""
+    deadline = time.monotonic() + grace_s
+    while (left := _namespace_pids(ns)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pid in left:
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+    return left
+
+
 @pytest.fixture(scope="module")
 def checks(tmp_path_factory):
     pytest.importorskip("ray", reason="ray is not installed (pip install 'blemore[distributed]')")
@@ -52,13 +80,18 @@ def checks(tmp_path_factory):
     try:
         log, _ = proc.communicate(timeout=600)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)  # the namespace dies with its processes: nothing of Ray survives
+        os.killpg(proc.pid, 9)
         log, _ = proc.communicate()
         pytest.fail(f"the Ray checks did not finish in 600 s:\n{log[-4000:]}")
+    finally:  # whatever happened: nothing started in the private namespace outlives the checks
+        ns_file = out / "netns.txt"
+        ns = ns_file.read_text().strip() if ns_file.exists() else None
+        leftovers = _kill_namespace(ns) if ns and ns != os.readlink("/proc/self/ns/net") else []
     report_file = out / "report.json"
     assert report_file.exists(), f"the Ray checks wrote no report (exit {proc.returncode}):\n{log[-4000:]}"
     report = json.loads(report_file.read_text())
     assert "error" not in report, report["error"]
+    report["leftover_pids"] = leftovers
     return out, report
 
 
@@ -74,6 +107,7 @@ def test_every_node_is_on_loopback(checks):
     assert {n["address"] for n in nodes} == {"127.0.0.1"}
     assert report["gcs_address"].startswith("127.0.0.1:")
     assert any("second_node" in n["resources"] for n in nodes)  # the added worker node process
+    assert report["leftover_pids"] == []  # ray.shutdown + cluster.shutdown stopped everything
 
 
 def test_extraction_on_ray_is_bit_identical_to_the_local_runner(checks):
