@@ -50,12 +50,13 @@ def check_engine_options(engine: str | None, address: str | None, gpus_per_worke
 
 
 def open_engine(engine: str | None, address: str | None, workers: int | None,
-                gpus_per_worker: float) -> Engine | None:
+                gpus_per_worker: float, cpus_per_worker: float = 1.0) -> Engine | None:
     """The engine for ``benchmark``: None (trainings one by one here, the default) unless
     ``--engine`` or ``--workers`` asks for one."""
     check_engine_options(engine, address, gpus_per_worker)
     if engine is None and workers is None:
         return None
     if engine == "ray":
-        return create_engine("ray", workers=workers, address=address, gpus_per_worker=gpus_per_worker)
+        return create_engine("ray", workers=workers, address=address, gpus_per_worker=gpus_per_worker,
+                             cpus_per_worker=cpus_per_worker)
     return create_engine(engine or "local", workers=workers)

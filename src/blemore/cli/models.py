@@ -207,7 +207,8 @@ def benchmark_cmd(config_file, quiet, heads, actor_norm, identity_groups, no_plo
     With --engine (or --workers) the trainings of a run, or the configurations of an
     ablation, run on that engine; the results are the same as one by one here.
     """
-    eng = open_engine(engine, address, workers, gpus_per_worker)
+    # each training runs with the run's torch threads (--threads), so a Ray task asks for as many CPUs
+    eng = open_engine(engine, address, workers, gpus_per_worker, cpus_per_worker=options.get("threads") or 1)
     try:
         _benchmark(config_file, quiet, heads, actor_norm, identity_groups, no_plots, as_json, eng, options)
     finally:
