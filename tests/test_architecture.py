@@ -10,10 +10,10 @@ The stages, lowest first (a module may import its own stage and any lower one)::
     store       store (feature folders)
     extraction  extractors, extract
     synth       synth (generated media and feature corpora)
-    features    pooling, features, normalise (transforms)
+    features    pooling, features, normalise (transforms), adapt
     fusion      fusion, late_fusion, fusion_gated
     scoring     predictions (codes -> names -> entries -> tables), metrics, submission
-    decode      decode, decoders
+    decode      decode, decoders, thresholds
     heads       heads (protocol, registry, models, training loop)
     config      config
     outputs     report, bundle, results, zeroshot, hub (what a run or a model gives)
@@ -50,10 +50,10 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("store", ("blemore.store",)),
     ("extraction", ("blemore.extractors", "blemore.extract")),
     ("synth", ("blemore.synth",)),
-    ("features", ("blemore.pooling", "blemore.features", "blemore.normalise")),
+    ("features", ("blemore.pooling", "blemore.features", "blemore.normalise", "blemore.adapt")),
     ("fusion", ("blemore.fusion", "blemore.late_fusion", "blemore.fusion_gated")),
     ("scoring", ("blemore.predictions", "blemore.metrics", "blemore.submission")),
-    ("decode", ("blemore.decode", "blemore.decoders")),
+    ("decode", ("blemore.decode", "blemore.decoders", "blemore.thresholds")),
     ("heads", ("blemore.heads",)),
     ("config", ("blemore.config",)),
     ("outputs", ("blemore.report", "blemore.bundle", "blemore.results", "blemore.zeroshot", "blemore.hub")),

@@ -217,10 +217,12 @@ class AblationRow:
     weights: list | None
     vs_reference: dict = field(default_factory=dict)  # metric -> paired differences
     vs_paper_head: dict = field(default_factory=dict)  # same norm and fusion, head mlp-512
+    variant: str = ""  # e.g. "thresholds=per-actor adapt=coral" (run_ablation's variants)
 
     def as_dict(self) -> dict:
         return {"key": self.key, "head": self.head.as_dict(), "head_label": self.head.label,
-                "actor_norm": self.actor_norm, "fusion": self.fusion, "validation": self.validation,
+                "actor_norm": self.actor_norm, "fusion": self.fusion, "variant": self.variant,
+                "validation": self.validation,
                 "test": self.test, "seconds": self.seconds, "run_dir": self.run_dir, "folds": self.folds,
                 "epochs": self.epochs, "fusion_weights": self.weights, "vs_reference": self.vs_reference,
                 "vs_paper_head": self.vs_paper_head}
@@ -453,6 +455,7 @@ def run_ablation(
     log: Callable[[str], None] | None = None,
     run: Callable | None = None,
     engine: Any = None,
+    variants: Sequence[tuple[str, Mapping[str, Any]]] | None = None,
 ) -> AblationResult:
     """Run every (head, actor-norm mode, fusion) combination on ``base``'s data and folds.
 
@@ -466,6 +469,8 @@ def run_ablation(
     (tests). ``engine`` (a :class:`blemore.engines.Engine`) runs the configurations, one item
     each, with the same results as ``None`` (one after another here); each configuration
     reads its features by path, so remote workers need the feature stores at the same paths.
+    ``variants``: ``(label, config overrides)`` pairs crossed with every combination (e.g.
+    ``("thresholds=per-actor", {"thresholds": "per-actor"})``); the first is the reference's.
     """
     log = log or (lambda msg: None)
     run = run or run_experiment
@@ -477,29 +482,33 @@ def run_ablation(
     else:
         fusions = [base.fusion]
     ref_spec = parse_heads(reference)[0]
-    combos = [(h, n, f) for h in head_specs for n in norms for f in fusions]
-    ref_combo = (ref_spec, "off", fusions[0])
+    variants = list(variants or [("", {})])
+    overrides = dict((label, dict(o)) for label, o in variants)
+    combos = [(h, n, f, v) for h in head_specs for n in norms for f in fusions for v, _ in variants]
+    ref_combo = (ref_spec, "off", fusions[0], variants[0][0])
     if ref_combo not in combos:
         combos.insert(0, ref_combo)
         log(f"adding the reference configuration ({ref_spec.label}, actor norm off, {fusions[0]})")
 
-    def key_of(h: HeadSpec, n: str, f: str) -> str:
+    def key_of(h: HeadSpec, n: str, f: str, v: str = "") -> str:
         parts = [h.label, f"norm-{n}"]
         if len(base.features) > 1:
             parts.append(f)
+        if v:
+            parts.append(v)
         return " / ".join(parts)
 
     out_dir = Path(out) if out else None
     rows: list[AblationRow] = []
     cfgs = []
-    for h, n, f in combos:
-        name = _slug(f"{h.label}_norm-{n}" + (f"_{f}" if len(base.features) > 1 else ""))
+    for h, n, f, v in combos:
+        name = _slug(f"{h.label}_norm-{n}" + (f"_{f}" if len(base.features) > 1 else "") + (f"_{v}" if v else ""))
         cfgs.append(base.replace(head=h.name, head_options=dict(h.options), transforms=actor_norm_transforms(n, n_groups),
                                  fusion=f, fusion_options={} if f != base.fusion else dict(base.fusion_options),
-                                 name=name, out=str(out_dir / name) if out_dir else None))
-    for (h, n, f), cfg, (r, seconds) in zip(combos, cfgs, _run_configs(cfgs, run, progress, write_runs, log,
-                                                                       [key_of(*c) for c in combos], engine)):
-        key = key_of(h, n, f)
+                                 name=name, out=str(out_dir / name) if out_dir else None, **overrides[v]))
+    for (h, n, f, v), cfg, (r, seconds) in zip(combos, cfgs, _run_configs(cfgs, run, progress, write_runs, log,
+                                                                          [key_of(*c) for c in combos], engine)):
+        key = key_of(h, n, f, v)
         res = r.results
         val = res["validation"]
         rows.append(AblationRow(
@@ -508,15 +517,15 @@ def run_ablation(
             test={m: res["test"][m] for m in METRICS} if res.get("test") else None,
             seconds=seconds, run_dir=cfg.out,
             folds=[int(x["fold"]) for x in val["folds"]], epochs=[int(x["epoch"]) for x in val["folds"]],
-            weights=[x.get("weights") for x in val["folds"]] if len(base.features) > 1 else None))
+            weights=[x.get("weights") for x in val["folds"]] if len(base.features) > 1 else None, variant=v))
     ref_key = key_of(*ref_combo)
     ref_row = next(r for r in rows if r.key == ref_key)
-    by_cell = {(r.head.label, r.actor_norm, r.fusion): r for r in rows}
+    by_cell = {(r.head.label, r.actor_norm, r.fusion, r.variant): r for r in rows}
     for r in rows:
         if r.folds != ref_row.folds:
             raise AblationError(f"configuration {r.key} ran on folds {r.folds}, the reference on {ref_row.folds}")
         r.vs_reference = {m: paired_differences(r.validation[m]["folds"], ref_row.validation[m]["folds"]) for m in METRICS}
-        ph = by_cell.get((ref_spec.label, r.actor_norm, r.fusion))
+        ph = by_cell.get((ref_spec.label, r.actor_norm, r.fusion, r.variant))
         if ph is not None and ph is not r:
             r.vs_paper_head = {m: paired_differences(r.validation[m]["folds"], ph.validation[m]["folds"]) for m in METRICS}
     grouping = None
@@ -527,6 +536,7 @@ def run_ablation(
             grouping = {"error": str(e)}
     settings = {"features": [str(f) for f in base.features], "preset": base.preset, "pooling": base.pooling,
                 "heads": [h.label for h in head_specs], "actor_norm": list(norms), "fusions": list(fusions),
+                "variants": [v for v, _ in variants if v],
                 "n_groups": n_groups, "seed": base.seed, "train": dict(base.train),
                 "test_metadata": base.test_metadata}
     result = AblationResult(rows, ref_key, base.selection, settings,

@@ -75,7 +75,8 @@ class ExperimentConfig:
     ``transforms`` (fitted on training clips; default ``["standardize"]``).
     Training: ``preset`` (``"paper"`` or ``"fast"``) with ``train`` overriding its
     :class:`~blemore.heads.training.TrainSpec` fields, ``seed``, ``threads``.
-    Protocol: ``selection`` (``"nested"`` or ``"paper"``), ``folds`` / ``fold_seed`` (only used
+    Protocol: ``thresholds`` (``"global"``, or ``"per-actor"``: :mod:`blemore.thresholds`), ``adapt``
+    (``"none"``, ``"meanvar"``, ``"coral"``: :mod:`blemore.adapt`), ``selection`` (``"nested"`` or ``"paper"``), ``folds`` / ``fold_seed`` (only used
     when the metadata has no folds; ``folds = "loso"``: one fold per actor, replacing the metadata's), ``alphas`` / ``betas`` (threshold grid, default the paper's),
     ``score_weights`` (presence, salience weights of the selection score), ``missing``
     (``"drop"``, ``"impute"`` or ``"error"`` for clips absent from a source).
@@ -92,6 +93,8 @@ class ExperimentConfig:
     preset: str = "paper"
     train: dict[str, Any] = field(default_factory=dict)  # overrides of the preset's TrainSpec fields
     selection: str = "nested"
+    thresholds: str = "global"  # or "per-actor" (blemore.thresholds)
+    adapt: str = "none"  # or "meanvar" / "coral" (blemore.adapt)
     fusion: str = "early"
     fusion_options: dict[str, Any] = field(default_factory=dict)
     pooling: str = "stats"
@@ -125,6 +128,10 @@ class ExperimentConfig:
             raise ConfigError(f"pooling must be 'stats' or 'windows', got {self.pooling!r}")
         if self.missing not in ("drop", "impute", "error"):
             raise ConfigError(f"missing must be 'drop', 'impute' or 'error', got {self.missing!r}")
+        if self.thresholds not in ("global", "per-actor"):
+            raise ConfigError(f"thresholds must be 'global' or 'per-actor', got {self.thresholds!r}")
+        if self.adapt not in ("none", "meanvar", "coral"):
+            raise ConfigError(f"adapt must be 'none', 'meanvar' or 'coral', got {self.adapt!r}")
         if isinstance(self.folds, str) and self.folds.strip().lower() == "loso":
             self.folds = "loso"
         elif isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 2:

@@ -58,6 +58,7 @@ from blemore.dataset import ensure_folds, leave_one_actor_out, load_metadata
 from blemore.decoders import DecoderFit
 from blemore.errors import BlemoreError
 from blemore.features import FeatureSet, TransformChain, load_features
+from blemore.adapt import adapt, describe as describe_adapt
 from blemore.fusion import Fusion, create_fusion
 from blemore.heads.base import Head, create_head
 from blemore.heads.training import EvalSet, FitHistory, TrainSpec, aggregate_rows
@@ -77,6 +78,7 @@ from blemore.results import RunResult
 from blemore.predictions import code_names
 from blemore.report import write_run
 from blemore.submission import submission_dict
+from blemore.thresholds import ActorThresholds
 
 __all__ = [
     "run_experiment", "train_model", "Experiment", "RunResult", "Selection", "Part", "Job",
@@ -226,6 +228,7 @@ class Experiment:
         self.threads = resolve_threads(cfg.threads)  # set around the work only (see _in_threads)
         self._prepare(table, test_table, features)
         self.fusion.head_for(probe, None)  # refuses a head the fusion cannot use, before any training
+        self.thresholds = ActorThresholds(cfg.thresholds)  # global: the decoder's own pair
         w = tuple(cfg.score_weights)
         self.decoder = probe.decoder(cfg.alphas, cfg.betas, w)  # type: ignore[arg-type]
         self.probe = probe
@@ -376,6 +379,7 @@ class Experiment:
             for name, epos in evals.items():
                 Xe, own, erc = self._rows(sources, epos)
                 Xe = chain.transform(Xe, clip_ids=self.clip_ids[erc].tolist(), groups=self.actor[erc].tolist())
+                Xe = adapt(self.cfg.adapt, X, Xe, self.pooling.sequence_length)  # "none": unchanged
                 eval_sets[name] = EvalSet(Xe, own)
             head = self.fusion.head_for(create_head(self.cfg.head, **self.cfg.head_options),
                                         [self.features.dim(s) for s in sources])
@@ -438,18 +442,21 @@ class Experiment:
             fit = self.decoder.calibrate(comb, true_target)
             curve.append(fit.score)
             if best is None or fit.score > best[0] + 1e-12:
-                best = (fit.score, e, w, fit)
+                best = (fit.score, e, w, fit, comb)
         assert best is not None
-        _, e, w, fit = best
-        return Selection(int(epochs[e]), None if w is None else [float(x) for x in w], dict(fit.params),
+        _, e, w, fit, comb = best
+        params = {**fit.params, **self.thresholds.fit(comb, fit.params)}  # per-actor: label-free quantiles
+        return Selection(int(epochs[e]), None if w is None else [float(x) for x in w], params,
                          fit.acc_presence, fit.acc_salience, fit.score, curve)
 
     @_in_threads
-    def apply(self, outputs: Sequence[np.ndarray], epochs: Sequence[int], sel: Selection):
-        """Combined outputs at the selected epoch and their ``(mask, target)`` codes."""
+    def apply(self, outputs: Sequence[np.ndarray], epochs: Sequence[int], sel: Selection,
+              groups: Sequence[Any] | None = None):
+        """Combined outputs at the selected epoch and their ``(mask, target)`` codes (``groups``:
+        the clips' actors, for per-actor thresholds)."""
         i = list(epochs).index(sel.epoch)
         comb = self.fusion.combine([o[i] for o in outputs], sel.weights, self.probe)
-        mask, target = self.decoder.decode(comb, sel.params)
+        mask, target = self.thresholds.decode(self.decoder, comb, sel.params, groups)
         return comb, mask, target
 
     # -- protocol -----------------------------------------------------------------------
@@ -498,7 +505,7 @@ class Experiment:
                                   outer.epochs)
             else:
                 sel = self.select(outer.outputs(f"fold{k}"), true_k, outer.epochs)
-            comb, mask, target = self.apply(outer.outputs(f"fold{k}"), outer.epochs, sel)
+            comb, mask, target = self.apply(outer.outputs(f"fold{k}"), outer.epochs, sel, self.actor[pos_k])
             s = score_codes(mask, target, true_k)
             folds.append({"fold": k, "positions": pos_k, "outputs": comb, "mask": mask, "target": target,
                           "score": s, "selection": sel, "seconds": outer.seconds})
@@ -671,6 +678,9 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, table: pd.Da
     if feature_warnings:
         results["warnings"] = feature_warnings
     results.update(exp.fusion.summary(exp, cv) or {})  # e.g. gated fusion: gate statistics
+    for key, part in (("thresholds", exp.thresholds.report()), ("adaptation", describe_adapt(cfg.adapt))):
+        if part is not None:
+            results[key] = part
     curves = {f"fold{f['fold']}": f["selection"].curve for f in folds}
 
     want_final = final if final is not None else (exp.test_pos is not None or bool(cfg.model_dir))
@@ -685,7 +695,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, table: pd.Da
         model = ModelBundle.from_job(exp, job, sel)
         if exp.test_pos is not None and len(exp.test_pos):
             outs = job.outputs("test")
-            comb, mask, target = exp.apply(outs, job.epochs, sel)
+            comb, mask, target = exp.apply(outs, job.epochs, sel, exp.actor[exp.test_pos])
             test_df = _prediction_frame(exp, exp.test_pos, comb, mask, target, {})
             submission = submission_dict(exp.clip_ids[exp.test_pos].tolist(), mask, target)
             if exp.test_labelled:

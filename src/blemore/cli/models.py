@@ -96,6 +96,17 @@ CONFIG_OPTIONS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
              "inner folds). benchmark takes a comma list to compare.")),
     "late_mode": ("fusion_options.mode", ("--late-mode",), dict(
         type=click.Choice(["prob", "logit"]), default=None, help="Late fusion: average probabilities or logits.")),
+    "gate_top": ("fusion_options.top", ("--gate-top",), dict(
+        type=int, default=None, help="--fusion gated: sources kept per clip (default 1).")),
+    "thresholds": ("thresholds", ("--thresholds",), dict(
+        default=None, metavar="global|per-actor",
+        help="Decoding thresholds: one global alpha/beta pair (default) or per actor, shrunk towards the global "
+             "pair and chosen from each actor's own predicted outputs (transductive, never its labels). "
+             "benchmark takes a comma list to compare.")),
+    "adapt": ("adapt", ("--adapt",), dict(
+        default=None, metavar="none|meanvar|coral",
+        help="Align the evaluated clips' feature statistics to the training clips' without labels "
+             "(transductive). benchmark takes a comma list to compare.")),
     "preset": ("preset", ("--preset",), dict(
         type=click.Choice(["paper", "fast"]), default=None, help="Training preset (default paper).")),
     "pooling": ("pooling", ("--pooling",), dict(
@@ -137,7 +148,7 @@ CONFIG_OPTIONS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
 }
 
 #: The options ``benchmark`` and ``train`` share, in --help order.
-_SHARED = ("metadata", "features", "fusion", "late_mode", "preset", "pooling", "window", "stride", "epochs", "lr",
+_SHARED = ("metadata", "features", "fusion", "late_mode", "gate_top", "thresholds", "adapt", "preset", "pooling", "window", "stride", "epochs", "lr",
            "batch_size", "weight_decay", "folds", "seed", "missing", "threads")
 
 
@@ -234,8 +245,17 @@ def _benchmark(config_file, quiet, heads, actor_norm, identity_groups, no_plots,
     fusions = (fusion or "").split(",") if fusion else []
     if len(fusions) > 1:
         kw.pop("fusion", None)
-    if not config_file and (len(head_specs) > 1 or len(norms) > 1 or len(fusions) > 1):
-        _ablation(kw, head_specs, norms, fusions, identity_groups, quiet, as_json, eng)
+    thresholds = parse_list(kw.pop("thresholds", None), ("global", "per-actor"), "--thresholds mode")
+    adapts = parse_list(kw.pop("adapt", None), ("none", "meanvar", "coral"), "--adapt mode")
+    variants = [((f"thresholds={t}" if len(thresholds) > 1 else "") + (" " if len(thresholds) > 1 and len(adapts) > 1
+                 else "") + (f"adapt={a}" if len(adapts) > 1 else ""),
+                 {**({"thresholds": t} if t else {}), **({"adapt": a} if a else {})})
+                for t in (thresholds or [None]) for a in (adapts or [None])]
+    if len(variants) == 1:
+        kw.update(variants[0][1])
+    if not config_file and (len(head_specs) > 1 or len(norms) > 1 or len(fusions) > 1 or len(variants) > 1):
+        _ablation(kw, head_specs, norms, fusions, identity_groups, quiet, as_json, eng,
+                  variants if len(variants) > 1 else None)
         return
     if norms:
         kw["transforms"] = _norm_transforms(norms[0], identity_groups)
@@ -286,7 +306,7 @@ def _benchmark(config_file, quiet, heads, actor_norm, identity_groups, no_plots,
             click.echo(f"Side-by-side table: {where}")
 
 
-def _ablation(kw, head_specs, norms, fusions, identity_groups, quiet, as_json, eng=None) -> None:
+def _ablation(kw, head_specs, norms, fusions, identity_groups, quiet, as_json, eng=None, variants=None) -> None:
     """``benchmark`` with several heads / --actor-norm modes / fusions: one ablation table."""
     from blemore.ablation import run_ablation
     from blemore.config import ExperimentConfig
@@ -297,7 +317,8 @@ def _ablation(kw, head_specs, norms, fusions, identity_groups, quiet, as_json, e
     base = ExperimentConfig(**{k: v for k, v in kw.items() if k not in ("out", "model_dir")})
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     res = run_ablation(base, head_specs or ["mlp-512"], norms or ["off"], fusions or None, out=out_dir,
-                       n_groups=_groups_value(identity_groups), progress=not quiet, log=say, engine=eng)
+                       n_groups=_groups_value(identity_groups), progress=not quiet, log=say, engine=eng,
+                       variants=variants)
     if as_json:
         click.echo(json.dumps(res.as_dict(), indent=2, default=str))
         return
