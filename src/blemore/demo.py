@@ -172,7 +172,10 @@ def run_demo(
     rows = compare_runs([runs[n] for n, _ in s.runs])
     table = format_compare(rows)
     report = out / "report.md"
+    prov = provenance(out, quick=quick, seed=seed, settings=s)
     header = ("# blemore demo: synthetic corpus, known answer\n\n"
+              f"Made by `{prov['command']}` at commit {prov['commit']} (blemore {prov['blemore']}), "
+              f"{prov['date']}, on {prov['machine']}. Copy this table together with this line.\n\n"
               f"{s.actors} training actors (5 folds) and {s.test_actors} held-out test actors, 36 targets each; "
               f"difficulty {s.difficulty}. Validation: mean ± std over folds (nested selection). "
               "Test: held-out actors, model trained on all training actors.\n\n")
@@ -222,7 +225,7 @@ def run_demo(
     res = DemoResult(out=out, corpus=corpus.root, features=feats, runs=runs, report=report, model=model_dir,
                      predictions=pred_csv, timelines=timelines, seconds=seconds, results=results, table=table)
     _atomic_write(out / "demo.json", (json.dumps({
-        "settings": asdict(s), "seed": seed, "seconds": {k: round(v, 1) for k, v in seconds.items()},
+        "settings": asdict(s), "seed": seed, "provenance": prov, "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "corpus": str(corpus.root), "features": str(feats), "runs": {k: str(v) for k, v in runs.items()},
         "report": str(report), "model": str(model_dir), "predictions": str(pred_csv),
         "timelines": [str(p) for p in timelines],
@@ -230,6 +233,39 @@ def run_demo(
     }, indent=2, default=str) + "\n").encode())
     _print_summary(res, s, echo)
     return res
+
+
+def provenance(out: str | os.PathLike, *, quick: bool = False, seed: int = 0,
+               settings: DemoSettings | None = None) -> dict[str, str]:
+    """Where a demo's numbers come from: the command, the git commit of the blemore sources
+    (``+dirty`` with uncommitted changes; ``unknown`` outside a git checkout), the version, the
+    UTC date and the machine. The report and demo.json carry it, so a table copied into the
+    README says which run it is (the README's numbers are pasted from ``report.md``)."""
+    import datetime
+    import platform
+    import subprocess
+
+    from blemore import __version__
+
+    src = Path(__file__).resolve().parent
+    commit = "unknown (not a git checkout)"
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=src, capture_output=True, text=True,
+                             timeout=10)
+        if sha.returncode == 0 and sha.stdout.strip():
+            commit = sha.stdout.strip()
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."], cwd=src,
+                                   capture_output=True, text=True, timeout=10)
+            if dirty.returncode == 0 and dirty.stdout.strip():
+                commit += "+dirty"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    cmd = f"blemore demo --out {out}" + (" --quick" if quick else "") + (f" --seed {seed}" if seed else "")
+    if settings is not None and settings not in (DemoSettings(), demo_settings(True)):
+        cmd += " (custom settings)"
+    return {"command": cmd, "commit": commit, "blemore": __version__,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{os.cpu_count()} CPUs, {platform.system()} {platform.machine()}, Python {platform.python_version()}"}
 
 
 def _headline(res: Mapping) -> dict:
