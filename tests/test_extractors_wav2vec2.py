@@ -189,3 +189,40 @@ def test_layer_sweep_end_to_end(tiny, tmp_path):
     np.save(plain / "A1_ang_int1_ver1.npy", np.zeros((3, 4), np.float32))
     with pytest.raises(StoreError, match="no layer axis"):
         open_source(f"{plain}[layers=1]")
+
+
+@pytest.mark.slow
+def test_benchmark_reads_a_layer_range_without_re_extracting(tmp_path):
+    """``blemore benchmark --features STORE/NAME[layers=1-1]`` on a store with a layer axis gives
+    exactly the results of the plain features that layer holds."""
+    from click.testing import CliRunner
+
+    from blemore.cli import cli
+    from blemore.store import ManifestRow, StoreWriter, open_source
+    from blemore.synth.features import generate_feature_corpus
+
+    c = generate_feature_corpus(tmp_path / "synth", n_train_actors=6, n_test_actors=1, n_train_clips=None,
+                                n_test_clips=None, clips_per_actor=36, dim=4, frames=(3, 5), signal=2.5, seed=3)
+    plain = open_source(c.sources["audio"])
+    cfg = {"extractor": "layered", "version": "1", "modality": "audio", "settings": {}, "dim": plain.dim,
+           "columns": None, "rate": None, "layer_axis": {"size": 3, "first": 0}}
+    rng = np.random.default_rng(0)
+    with StoreWriter(tmp_path / "store", cfg) as w:  # layers: zeros, the features, noise
+        for cid in plain.clip_ids:
+            x = plain.load(cid)
+            w.write(ManifestRow(cid, "synth", "ok", frames=len(x)),
+                    np.stack([0 * x, x, rng.standard_normal(x.shape)], axis=1))
+    fast = ["--metadata", str(c.train_metadata), "--selection", "paper", "--no-plots", "--json", "--preset", "fast",
+            "--epochs", "2", "--batch-size", "128", "--lr", "0.01", "--threads", "1", "--quiet", "--seed", "0"]
+    runs = {}
+    store = tmp_path / "store" / "layered"
+    for name, feats in (("plain", str(c.sources["audio"])), ("layer", f"{store}[layers=1-1]"), ("noise", str(store))):
+        r = CliRunner().invoke(cli, ["benchmark", "--features", feats, "--out", str(tmp_path / name), *fast],
+                               catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        runs[name] = json.loads(r.stdout)["validation"]
+    assert runs["layer"]["acc_presence"]["folds"] == runs["plain"]["acc_presence"]["folds"]
+    assert runs["layer"]["acc_salience"]["folds"] == runs["plain"]["acc_salience"]["folds"]
+    assert runs["noise"]["acc_presence"]["folds"] != runs["plain"]["acc_presence"]["folds"]  # no selector: last layer
+    bad = CliRunner().invoke(cli, ["benchmark", "--features", f"{tmp_path / 'nope'}[layers=1-2]", *fast])
+    assert bad.exit_code == 2 and "does not exist" in bad.output

@@ -73,6 +73,21 @@ def _groups_value(identity_groups: str | None) -> int | str:
 _PATH_FILE = click.Path(exists=True, dir_okay=False)
 
 
+class _FeatureFolder(click.ParamType):
+    """An existing feature folder, optionally with a layer selector of a store extracted with
+    ``--layers all``: ``STORE/wav2vec2[layers=6-12]`` (see :mod:`blemore.store`)."""
+
+    name = "directory"
+
+    def convert(self, value, param, ctx):
+        from blemore.store import split_selector
+
+        folder, _ = split_selector(str(value))
+        if not Path(folder).is_dir():
+            self.fail(f"directory {str(folder)!r} does not exist", param, ctx)
+        return str(value)
+
+
 def _folds_value(ctx: click.Context, param: click.Parameter, value: str | None) -> int | str | None:
     if value is None or value.strip().lower() == "loso":
         return None if value is None else "loso"
@@ -88,8 +103,9 @@ def _folds_value(ctx: click.Context, param: click.Parameter, value: str | None) 
 CONFIG_OPTIONS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
     "metadata": ("metadata", ("--metadata",), dict(type=_PATH_FILE, help="train_metadata.csv (labels, actors, folds).")),
     "features": ("features", ("--features",), dict(
-        multiple=True, type=click.Path(exists=True, file_okay=False),
-        help="A feature folder (<clip_id>.npy per clip, or a blemore store subfolder). Repeat to fuse sources.")),
+        multiple=True, type=_FeatureFolder(),
+        help="A feature folder (<clip_id>.npy per clip, or a blemore store subfolder; STORE/NAME[layers=A-B] "
+             "averages hidden states A..B of a store extracted with --layers all). Repeat to fuse sources.")),
     "fusion": ("fusion", ("--fusion",), dict(
         default=None, callback=_fusion_names,
         help="How several --features combine: early (default), late, late-learned (weights chosen on "
