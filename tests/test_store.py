@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ from blemore.store import (
     ManifestRow,
     StoreError,
     StoreWriter,
+    import_features,
     open_source,
     open_store,
     read_manifest,
@@ -187,3 +189,73 @@ def test_open_store_rejects_a_single_folder(tmp_path):
         open_store(tmp_path / "toy")
     cfg = json.loads((tmp_path / "toy" / "config.json").read_text())
     assert cfg["extractor"] == "toy" and cfg["columns"] == ["a", "b", "c"]
+
+
+# -- issue 11: malformed clip files ------------------------------------------------------------
+def _bad_npy_folder(root):
+    root.mkdir()
+    np.save(root / "A100_ang_int1_ver1.npy", np.zeros((3, 5), np.float32))  # malformed FIRST file
+    for i in range(2, 12):
+        np.save(root / f"A1{i:02d}_ang_int1_ver1.npy", np.ones((4, 8), np.float32))
+    np.save(root / "A200_hap_int1_ver1.npy", np.zeros((0, 8), np.float32))
+    np.save(root / "A201_hap_int1_ver1.npy", np.full((4, 8), np.nan, np.float32))
+    (root / "A202_hap_int1_ver1.npy").write_bytes(b"")
+    (root / "A203_hap_int1_ver1.npy").write_text("garbage, not an array\n")
+    np.save(root / "A204_hap_int1_ver1.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(root / "A205_hap_int1_ver1.npy", np.zeros((2, 2, 8)))
+    return root
+
+
+def test_import_features_survives_a_malformed_first_file(tmp_path):
+    """issue 11: a malformed first file failed the good clips; 0-length was ok; all-NaN audio was no-face."""
+    src = import_features(_bad_npy_folder(tmp_path / "src"), tmp_path / "S", "X", modality="audio")
+    st = src.status()
+    assert src.dim == 8 and len(src.clip_ids) == 10
+    assert st["A100_ang_int1_ver1"] == "failed"
+    assert st["A200_hap_int1_ver1"] == "failed" and "zero frames" in src.manifest()["A200_hap_int1_ver1"].error
+    assert st["A201_hap_int1_ver1"] == "failed"  # audio: not "no-face"
+    face = import_features(tmp_path / "src", tmp_path / "S", "F", modality="face")
+    assert face.status()["A201_hap_int1_ver1"] == "no-face"
+
+
+@pytest.mark.parametrize("clip, why", [
+    ("A202_hap_int1_ver1", "empty file (0 bytes)"), ("A203_hap_int1_ver1", "not a .npy file"),
+    ("A204_hap_int1_ver1", "pickled Python objects"), ("A205_hap_int1_ver1", "3-D array"),
+    ("A200_hap_int1_ver1", "zero frames"),
+])
+def test_bad_npy_files_are_store_errors_naming_the_file(tmp_path, clip, why):
+    """issue 11: 0-byte / garbage / object / 3-D / 0-length .npy gave numpy messages or tracebacks."""
+    src = open_source(_bad_npy_folder(tmp_path / "src"))
+    with pytest.raises(StoreError, match=re.escape(why)) as e:
+        src.load(clip)
+    assert f"{clip}.npy" in str(e.value)
+
+
+def test_features_command_shows_no_video_and_import_of_nothing_fails(tmp_path):
+    from click.testing import CliRunner
+
+    from blemore.cli import cli
+
+    w = StoreWriter(tmp_path / "S", CFG)
+    w.write(ManifestRow("A1_ang_int1_ver1", "a.mp4", "no-video", "no video stream"))
+    w.close()
+    r = CliRunner().invoke(cli, ["features", str(tmp_path / "S")])
+    assert r.exit_code == 0 and "no-video" in r.output.splitlines()[0], r.output
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "A1_ang_int1_ver1.npy").write_bytes(b"")
+    r = CliRunner().invoke(cli, ["import-features", str(bad), "--store", str(tmp_path / "T"), "--name", "X"])
+    assert r.exit_code == 2 and "bad" in r.output and "readable" in r.output, r.output
+
+
+def test_symlink_to_a_text_file_is_named(tmp_path):
+    """issue 11: a .npy symlink to a text file gave numpy's 'If you trust the file...' without the name."""
+    (tmp_path / "notes.txt").write_text("hello\n")
+    d = tmp_path / "f"
+    d.mkdir()
+    np.save(d / "A1_ang_int1_ver1.npy", np.ones((2, 3), np.float32))
+    (d / "A2_ang_int1_ver1.npy").symlink_to(tmp_path / "notes.txt")
+    src = open_source(d)
+    with pytest.raises(StoreError, match=r"A2_ang_int1_ver1\.npy: not a \.npy file"):
+        src.load("A2_ang_int1_ver1")
+    assert src.dim == 3
