@@ -145,7 +145,7 @@ def main() -> None:
         try:
             p = subprocess.run(["unshare", "-n", "sh", "-c", cmd], env=env, timeout=1800)
         except FileNotFoundError:
-            raise SystemExit("unshare not found: this benchmark only runs Ray in a private network namespace")
+            raise SystemExit("unshare not found: this benchmark only runs Ray in a private network namespace") from None
         raise SystemExit(p.returncode)
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     out = inside(args)

@@ -104,7 +104,7 @@ class Engine(abc.ABC):
         return {"engine": self.name, "workers": self.workers, "cpus_per_worker": self.cpus_per_worker,
                 "gpus_per_worker": self.gpus_per_worker, "address": self.address}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - engines that start nothing have nothing to stop
         """Stop what this engine started."""
 
     def __enter__(self) -> "Engine":
