@@ -4,7 +4,7 @@ import pytest
 
 from blemore.bundle import ModelBundle
 from blemore.config import ExperimentConfig
-from blemore.experiment import Experiment, run_experiment
+from blemore.experiment import run_experiment
 from blemore.fusion import create_fusion
 from blemore.heads.base import HeadError, create_head
 from blemore.fusion_gated import gate_summary
@@ -28,8 +28,6 @@ def test_top_n_gate_keeps_n_sources_per_clip():
         assert ((g > 0).sum(axis=1) == top).all()
         out = h.predict_outputs(X)
         assert out.shape == (40, 6) and np.allclose(out.sum(axis=1), 1.0, atol=1e-5)
-    with pytest.raises(HeadError):
-        GatedHead(create_head("attn-pool"), dims=[3])
     with pytest.raises(Exception, match="top"):
         create_fusion("gated", top=0)
 
@@ -71,9 +69,20 @@ def test_gated_run_report_and_bundle(corpus, tmp_path):
     np.testing.assert_array_equal(pred.target, r.test_predictions["pred_target"].to_numpy())
 
 
-def test_gated_refuses_sequence_heads_before_training(corpus):
+def test_gated_over_sequence_heads_one_encoder_per_source(corpus):
     cfg = ExperimentConfig(metadata=str(corpus.train_metadata),
                            features=[str(corpus.sources["video"]), str(corpus.sources["audio"])],
-                           head="attn-pool", fusion="gated", preset="fast", plots=False)
-    with pytest.raises(HeadError, match="pooled"):
-        Experiment(cfg, progress=False)
+                           head="attn-pool", head_options={"frames": 6, "hidden": 8, "heads": 2},
+                           fusion="gated", fusion_options={"top": 2, "shared": 8}, preset="fast",
+                           train={"epochs": 2, "batch_size": 32, "lr": 1e-2}, threads=1, plots=False)
+    r = run_experiment(cfg, progress=False, write=False, final=False)
+    g = r.results["gating"]["overall"]
+    assert g["video"]["selected"] == g["audio"]["selected"] == 1.0  # top=2 of 2
+    assert g["video"]["weight"] + g["audio"]["weight"] == pytest.approx(1.0)
+    assert r.results["pooling"]["kind"] == "frames"
+    with pytest.raises(HeadError, match="torch head"):
+        GatedHead(_NotTorch(), dims=[3])
+
+
+class _NotTorch:
+    name = "not-torch"

@@ -14,7 +14,8 @@ early fusion) and wraps the head the runner made (``head.wrapped("gated", ...)``
 :data:`blemore.heads.base.HEAD_WRAPPERS`) in a :class:`GatedHead` that knows each source's width;
 bundles rebuild the wrapper from the saved state.
 
-Pooled inputs only: sequence heads fuse sources on a common time base (early) or late.
+With a sequence head each source gets its own sequence encoder of that kind (its attention-pooled
+embedding is the source's projection) and the output layer is a LayerNorm and a linear layer.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from blemore.heads.base import Head, HeadError, register_head_wrapper
+from blemore.heads.sequence import build_sequence_net
 from blemore.heads.training import TorchHead
 
 __all__ = ["GatedHead"]
@@ -35,8 +37,8 @@ class GatedHead(TorchHead):
     name = "gated"
 
     def __init__(self, base: Head, dims: Sequence[int] | None = None, top: int = 1, shared: int = 256):
-        if not isinstance(base, TorchHead) or getattr(base, "input", "pooled") == "sequence":
-            raise HeadError(f"gated fusion needs a pooled torch head (e.g. mlp-512), got {base.name!r}")
+        if not isinstance(base, TorchHead):
+            raise HeadError(f"gated fusion needs a torch head (e.g. mlp-512 or a sequence head), got {base.name!r}")
         super().__init__(**base.options)
         self.base, self.top, self.shared = base, int(top), int(shared)
         self.dims = None if dims is None else [int(d) for d in dims]
@@ -61,6 +63,12 @@ class GatedHead(TorchHead):
     def config(self) -> dict:
         return self.base.config()
 
+    def input_pooling(self, pooling):
+        return self.base.input_pooling(pooling)
+
+    def _forward_clips(self, X, owner, chunk: int = 512):
+        return super()._forward_clips(X, owner, chunk=chunk)
+
     def build_module(self, in_dim: int):
         import torch
         from torch import nn
@@ -69,20 +77,34 @@ class GatedHead(TorchHead):
         if not dims or sum(dims) != in_dim:
             raise HeadError(f"gated fusion: source widths {dims} do not add up to the input width {in_dim}")
         top = max(1, min(self.top, len(dims)))
-        body = self.base.build_module(self.shared)
         self_shared = self.shared
+        frames = getattr(self.base, "frames", None) if getattr(self.base, "input", "") == "sequence" else None
+        if frames:  # sequence heads: one encoder per source (its pooled embedding), rows are (L, sum D) frames
+            b = self.base
+            encoders = [build_sequence_net(b.kind, d, frames, self_shared, b.heads, b.layers, b.dropout) for d in dims]
+            for e in encoders:
+                e.out = nn.Identity()
+            body = nn.Sequential(nn.LayerNorm(self_shared), nn.Linear(self_shared, 6))
+        else:
+            encoders = None
+            body = self.base.build_module(self.shared)
 
         class GatedNet(nn.Module):
             def __init__(self) -> None:
                 super().__init__()
-                self.splits = list(dims)
-                self.proj = nn.ModuleList([nn.Sequential(nn.Linear(d, self_shared), nn.ReLU()) for d in dims])
+                self.splits = list(dims) if not frames else [d // frames for d in dims]
+                self.proj = nn.ModuleList(encoders if encoders is not None else
+                                          [nn.Sequential(nn.Linear(d, self_shared), nn.ReLU()) for d in dims])
                 self.gate = nn.Linear(self_shared, 1)
                 self.bias = nn.Parameter(torch.zeros(len(dims)))
                 self.body = body
 
             def gates(self, x):
-                z = torch.stack([p(xs) for p, xs in zip(self.proj, torch.split(x, self.splits, dim=1))], dim=1)
+                if frames:
+                    parts = [xs.reshape(len(x), -1) for xs in torch.split(x.reshape(len(x), frames, -1), self.splits, dim=2)]
+                else:
+                    parts = torch.split(x, self.splits, dim=1)
+                z = torch.stack([p(xs) for p, xs in zip(self.proj, parts)], dim=1)
                 s = self.gate(torch.tanh(z)).squeeze(2) + self.bias  # (b, sources)
                 keep = torch.zeros_like(s, dtype=torch.bool).scatter_(1, s.topk(top, dim=1).indices, True)
                 return torch.softmax(s.masked_fill(~keep, float("-inf")), dim=1), z

@@ -64,6 +64,10 @@ def build_sequence_net(kind: str, in_dim: int, frames: int, hidden: int, heads: 
             self.out = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, 6))
 
         def forward(self, x):
+            return self.out(self.embed(x))
+
+        def embed(self, x):
+            """The pooled clip representation ``(b, hidden)`` (before the output layer)."""
             b = x.shape[0]
             x = x.reshape(b, self.frames, self.dim)
             valid = ~torch.isnan(x).all(dim=2)
@@ -88,8 +92,7 @@ def build_sequence_net(kind: str, in_dim: int, frames: int, hidden: int, heads: 
             s = self.score(h).masked_fill(~mask[:, :, None], float("-inf"))
             w = torch.nan_to_num(torch.softmax(s, dim=1), nan=0.0)  # (b, m, heads); empty clips: 0
             hv = h.reshape(b, m, self.heads, self.hidden // self.heads)
-            pooled = torch.einsum("bmh,bmhc->bhc", w, hv).reshape(b, self.hidden)
-            return self.out(pooled)
+            return torch.einsum("bmh,bmhc->bhc", w, hv).reshape(b, self.hidden)
 
     return SequenceNet()
 
