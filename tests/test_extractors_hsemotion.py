@@ -122,3 +122,45 @@ def test_missing_model_fails_fast_with_the_url(tmp_path, monkeypatch):
     assert HSEmotion(weights="enet_b2_8").model_path() == tmp_path / "models" / "enet_b2_8.onnx"
     with pytest.raises(ValueError, match="output must be one of"):
         HSEmotion(output="logits")
+
+
+def test_a_real_efficientnet_exported_like_the_published_files(tmp_path):
+    """A tiny EfficientNet (transformers' implementation of the B0 block structure, width 0.25)
+    exported to ONNX with the published interface: the embedding is the network's pooled
+    feature vector and the probabilities are the softmax of its 8 logits, mapped."""
+    import warnings
+
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    net = transformers.EfficientNetForImageClassification(transformers.EfficientNetConfig(
+        image_size=32, width_coefficient=0.25, depth_coefficient=0.2, hidden_dim=320, num_labels=8)).eval()
+
+    class Logits(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            return self.m(pixel_values=x).logits
+
+    path = tmp_path / "enet_tiny.onnx"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(Logits(net), (torch.zeros(1, 3, 32, 32),), str(path), input_names=["input"],
+                              output_names=["output"], dynamic_axes={"input": {0: "N"}, "output": {0: "N"}},
+                              dynamo=False, opset_version=13)
+    except Exception as exc:  # a torch without the TorchScript exporter
+        pytest.skip(f"cannot export ONNX here: {exc}")
+    e = HSEmotion(weights=str(path))
+    assert e.dim == 320 + 8
+    crops = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    feats, probs = e.predict(crops)
+    x = torch.from_numpy(e.preprocess(crops))
+    with torch.no_grad():
+        pooled = net.efficientnet(pixel_values=x).pooler_output
+        logits = net(pixel_values=x).logits
+    np.testing.assert_allclose(feats, pooled.numpy(), rtol=1e-3, atol=1e-4)
+    p = torch.softmax(logits.double(), dim=1).numpy()
+    np.testing.assert_allclose(probs, p[:, [0, 2, 3, 4, 6, 5, 1, 7]], atol=1e-4)
