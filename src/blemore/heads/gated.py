@@ -81,7 +81,8 @@ class GatedHead(TorchHead):
         frames = getattr(self.base, "frames", None) if getattr(self.base, "input", "") == "sequence" else None
         if frames:  # sequence heads: one encoder per source (its pooled embedding), rows are (L, sum D) frames
             b = self.base
-            encoders = [build_sequence_net(b.kind, d, frames, self_shared, b.heads, b.layers, b.dropout) for d in dims]
+            encoders = [build_sequence_net(b.kind, d, frames, self_shared, b.heads, b.layers, b.dropout, b.center)
+                        for d in dims]
             for e in encoders:
                 e.out = nn.Identity()
             body = nn.Sequential(nn.LayerNorm(self_shared), nn.Linear(self_shared, 6))

@@ -23,7 +23,8 @@ output (tests/test_heads_sequence.py proves it). A clip without any valid frame 
 output of an empty pooling (zeros into the output layer). Positions count valid frames.
 
 Options: ``frames`` (64), ``stride`` (None: resample), ``hidden`` (128), ``heads`` (4),
-``layers`` (2, transformer), ``dropout`` (0.1), ``loss`` (``kl``, ``weighted-kl`` with
+``layers`` (2, transformer), ``dropout`` (0.1), ``center`` (True: subtract each clip's mean
+valid frame first, removing what is constant within a clip such as the identity), ``loss`` (``kl``, ``weighted-kl`` with
 ``single_weight``, ``focal`` with ``gamma``; :mod:`blemore.heads.losses`).
 """
 from __future__ import annotations
@@ -38,7 +39,8 @@ from blemore.pooling import Pooling
 __all__ = ["SequenceHead", "AttnPoolHead", "BiGRUAttnHead", "TransformerHead", "build_sequence_net"]
 
 
-def build_sequence_net(kind: str, in_dim: int, frames: int, hidden: int, heads: int, layers: int, dropout: float):
+def build_sequence_net(kind: str, in_dim: int, frames: int, hidden: int, heads: int, layers: int, dropout: float,
+                       center: bool = False):
     """The ``torch.nn.Module`` of a sequence head: ``(B, frames * D)`` rows -> ``(B, 6)`` logits."""
     import torch
     from torch import nn
@@ -78,6 +80,9 @@ def build_sequence_net(kind: str, in_dim: int, frames: int, hidden: int, heads: 
             x = x[:, :m]
             mask = torch.arange(m, device=x.device)[None, :] < lengths[:, None]
             x = torch.nan_to_num(x, nan=0.0) * mask[:, :, None]
+            if center:  # remove each clip's mean frame (over its valid frames): what stays constant in a clip
+                mean = x.sum(dim=1, keepdim=True) / lengths.clamp_min(1)[:, None, None]
+                x = (x - mean) * mask[:, :, None]
             h = self.proj(x)
             if self.gru is not None:
                 packed = nn.utils.rnn.pack_padded_sequence(h, lengths.clamp_min(1).cpu(), batch_first=True,
@@ -105,7 +110,7 @@ class SequenceHead(TorchHead):
 
     def __init__(self, frames: int = 64, stride: int | None = None, hidden: int = 128, heads: int = 4,
                  layers: int = 2, dropout: float = 0.1, loss: str = "kl", single_weight: float = 2.0,
-                 gamma: float = 2.0):
+                 gamma: float = 2.0, center: bool = True):
         problems = check_loss(loss, single_weight, gamma)
         if int(frames) < 1:
             problems.append(f"frames must be >= 1, got {frames}")
@@ -122,7 +127,8 @@ class SequenceHead(TorchHead):
             raise HeadError(f"head {self.name!r}: " + "; ".join(problems))
         opts: dict[str, Any] = dict(frames=int(frames), stride=None if stride is None else int(stride),
                                     hidden=int(hidden), heads=int(heads), layers=int(layers), dropout=float(dropout),
-                                    loss=str(loss), single_weight=float(single_weight), gamma=float(gamma))
+                                    loss=str(loss), single_weight=float(single_weight), gamma=float(gamma),
+                                    center=bool(center))
         super().__init__(**opts)
         for k, v in opts.items():
             if k != "loss":  # the option; the method of that name computes it
@@ -132,7 +138,8 @@ class SequenceHead(TorchHead):
         return Pooling(kind="frames", window=self.frames, stride=self.stride)
 
     def build_module(self, in_dim: int):
-        return build_sequence_net(self.kind, in_dim, self.frames, self.hidden, self.heads, self.layers, self.dropout)
+        return build_sequence_net(self.kind, in_dim, self.frames, self.hidden, self.heads, self.layers, self.dropout,
+                                  self.center)
 
     def loss(self, logits, y_soft, target):
         return soft_loss(logits, y_soft, self.options["loss"], self.single_weight, self.gamma)
