@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 hyp = pytest.importorskip("hypothesis")
-from hypothesis import given  # noqa: E402
+from hypothesis import example, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
@@ -106,6 +106,7 @@ def metadata_csv(draw):
 
 
 @given(metadata_csv())
+@example('"filename","mix","fold"\n"A1_ang_int1_ver1.mov","' + "9" * 400 + '","1e300"\n')  # found by make fuzz
 def test_fuzz_load_metadata(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("m") / "meta.csv"
     path.write_text(text, encoding="utf-8")

@@ -403,7 +403,7 @@ def load_metadata(csv_path: str | os.PathLike, split: str | None = None) -> pd.D
         if cols["mix"] is not None and lab is not None and row[cols["mix"]].strip() != "":
             try:
                 mix = int(float(row[cols["mix"]]))
-            except ValueError:
+            except (ValueError, OverflowError):  # "x", "inf", a 5,000-digit number
                 mix = -1
             if mix != int(lab.is_blend):
                 problems.append(f"{where}: mix={row[cols['mix']]!r} but the label {lab.name()!r} is "
@@ -429,7 +429,7 @@ def load_metadata(csv_path: str | os.PathLike, split: str | None = None) -> pd.D
         if fold_col is not None and row[fold_col].strip() != "":
             try:
                 f = float(row[fold_col])
-                if not f.is_integer() or f < -1:
+                if not f.is_integer() or f < -1 or f > 10**6:
                     raise ValueError
                 fold = int(f)
             except ValueError:
