@@ -8,7 +8,7 @@ through the CLI's one adapter (:mod:`blemore.cli._errors`), never tracebacks.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import click
 import numpy as np
