@@ -18,7 +18,7 @@ The stages, lowest first (a module may import its own stage and any lower one)::
     config      config
     outputs     report, bundle, results, zeroshot, hub (what a run or a model gives)
     runner      experiment
-    over        ablation, demo, view, model (built over the runner and the outputs; ``model`` is
+    over        ablation, demo, view, model, ensemble (built over the runner and the outputs; ``model`` is
                 the notebook API behind ``blemore.load_model``)
     cli         cli (thin commands over all of the above)
 
@@ -58,7 +58,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("config", ("blemore.config",)),
     ("outputs", ("blemore.report", "blemore.bundle", "blemore.results", "blemore.zeroshot", "blemore.hub")),
     ("runner", ("blemore.experiment",)),
-    ("over", ("blemore.ablation", "blemore.demo", "blemore.view", "blemore.model")),
+    ("over", ("blemore.ablation", "blemore.demo", "blemore.view", "blemore.model", "blemore.ensemble")),
     ("cli", ("blemore.cli",)),
 ]
 """Stage name and the modules (or packages: every module under them) that belong to it."""

@@ -588,7 +588,24 @@ def report_cmd(run_dirs, output, as_json):
         atomic_write_text(Path(output), format_compare(rows))
 
 
+# ----------------------------------------------------------------------------- ensemble
+@click.command("ensemble")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the ensemble's results.")
+@click.option("--mode", type=click.Choice(["prob", "logit"]), default="prob", show_default=True,
+              help="Average probabilities or log-probabilities.")
+@click.option("--step", type=float, default=None, help="Weight grid step (default 0.1 for up to 3 runs).")
+@click.option("--json", "as_json", is_flag=True, help="Print results.json instead of the table.")
+def ensemble_cmd(run_dirs, out, mode, step, as_json):
+    """Combine finished runs (same clips and folds) with weights and thresholds chosen, for each
+    held-out fold, on the other folds' out-of-fold outputs only (blemore.ensemble)."""
+    from blemore.ensemble import ensemble_markdown, run_ensemble
+
+    res = run_ensemble(list(run_dirs), out, step=step, mode=mode)
+    click.echo(json.dumps(res, indent=2, default=str) if as_json else ensemble_markdown(res))
+
+
 def register(group: click.Group) -> None:
     """Attach this module's commands to the main group."""
-    for cmd in (benchmark_cmd, train_cmd, predict_cmd, report_cmd):
+    for cmd in (benchmark_cmd, train_cmd, predict_cmd, report_cmd, ensemble_cmd):
         group.add_command(cmd)
