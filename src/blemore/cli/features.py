@@ -118,8 +118,8 @@ def register(group: click.Group) -> None:
                   help="Pretrained encoders: frames / segments / audio chunks per forward pass.")
     @click.option("--layers", default=None, metavar="N|A-B|all",
                   help="Pretrained encoders: hidden state N, or the mean of states A..B (e.g. 6-12), "
-                       "instead of the final output; 'all' (wav2vec2 family, emotion2vec) stores every "
-                       "state once, read later as --features STORE/NAME[layers=A-B].")
+                       "instead of the final output; 'all' stores every state once (a layer axis), read later "
+                       "as --features STORE/NAME[layers=A-B].")
     @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
     @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
     def extract_cmd(inputs, out, extractor_names, workers, engine, address, gpus_per_worker, fps, retry_failed,

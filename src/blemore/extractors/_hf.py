@@ -18,9 +18,11 @@ Four concerns live here:
 * **Devices and precision.** ``device`` is ``auto``, ``cpu``, ``cuda`` (or ``cuda:N``) or
   ``mps``; ``precision`` ``auto`` runs float16 autocast on CUDA and float32 elsewhere.
 * **Layer selection.** ``layers`` is ``None`` (the model's final output), one hidden-state
-  index (``"12"``) or an inclusive range whose hidden states are averaged (``"6-12"``).
-  Index 0 is the transformer input (the embeddings), index ``L`` the last layer's output,
-  as in ``transformers``' ``output_hidden_states``.
+  index (``"12"``), an inclusive range whose hidden states are averaged (``"6-12"``), or
+  ``"all"``: every hidden state, stacked on a layer axis (rows ``(L + 1, D)``; the store keeps
+  it and ``config.json`` records it as ``layer_axis``, see :mod:`blemore.store`). Index 0 is the
+  transformer input (the embeddings), index ``L`` the last layer's output, as in
+  ``transformers``' ``output_hidden_states``.
 * **Image preprocessing on the device.** :class:`ImagePreprocess` resizes the shorter side,
   centre-crops and normalises a batch of uint8 frames with torch operations on the model's
   device; its parameters are read from the checkpoint's ``preprocessor_config.json`` when
@@ -366,12 +368,16 @@ def autocast(device, precision: str = "auto"):
 # ----------------------------------------------------------------------------- layers
 @dataclass(frozen=True)
 class LayerSpec:
-    """An inclusive range of hidden-state indices (``first == last`` for a single layer)."""
+    """An inclusive range of hidden-state indices (``first == last`` for a single layer), or
+    every hidden state (``every``: ``layers="all"``)."""
 
     first: int
     last: int
+    every: bool = False
 
     def check(self, num_layers: int, what: str = "model") -> "LayerSpec":
+        if self.every:
+            return self
         if not (0 <= self.first <= self.last <= num_layers):
             raise ValueError(
                 f"layers {self} out of range: the {what} has {num_layers} layers, so hidden-state "
@@ -380,10 +386,17 @@ class LayerSpec:
         return self
 
     def __str__(self) -> str:
+        if self.every:
+            return "all"
         return str(self.first) if self.first == self.last else f"{self.first}-{self.last}"
 
     def pool(self, hidden_states: Sequence[Any]):
-        """Mean of ``hidden_states[first..last]`` (tensors of equal shape)."""
+        """Mean of ``hidden_states[first..last]`` (tensors of equal shape); with ``every``, all of
+        them stacked on a new second-to-last axis (``(..., L + 1, D)``)."""
+        if self.every:
+            import torch
+
+            return torch.stack([h.float() for h in hidden_states], dim=-2)
         sel = hidden_states[self.first: self.last + 1]
         out = sel[0].float()
         for h in sel[1:]:
@@ -402,6 +415,8 @@ def parse_layers(spec: str | int | None) -> LayerSpec | None:
     s = str(spec).strip().lower()
     if s in ("", "last", "none"):
         return None
+    if s == "all":
+        return LayerSpec(0, 0, every=True)
     m = re.fullmatch(r"([0-9]+)\s*(?:-|:|\.\.)\s*([0-9]+)", s)
     if m:
         a, b = int(m.group(1)), int(m.group(2))
@@ -585,7 +600,35 @@ class HFExtractor(Extractor):
         settings["weights"] = self.weights_spec
         d["runtime"] = {k: settings.pop(k) for k in RUNTIME_FIELDS if k in settings}
         d["settings"] = settings
+        if self.every_layer:
+            d["layer_axis"] = {"size": self.layer_count() + 1, "first": 0,
+                               "note": "arrays are (T, layers, D); hidden state 0 = the transformer input"}
         return d
+
+    # -- layers --------------------------------------------------------------------------------
+    #: transformer layers of the default checkpoint (the layer axis size before loading)
+    nominal_layers: ClassVar[int] = 12
+
+    @property
+    def every_layer(self) -> bool:
+        """``layers="all"``: rows carry every hidden state on a layer axis."""
+        spec = parse_layers(getattr(self.config, "layers", None))
+        return spec is not None and spec.every
+
+    def layer_count(self) -> int:
+        """Transformer layers L (hidden states 0..L): the loaded model's, else the local weights'
+        config, else :attr:`nominal_layers`."""
+        if self.model is not None and hasattr(getattr(self.model, "config", None), "num_hidden_layers"):
+            return int(self.model.config.num_hidden_layers)
+        cfg = local_model_config(self.weights_spec) if self.weights_spec else {}
+        n = cfg.get("num_hidden_layers") or (cfg.get("vision_config") or {}).get("num_hidden_layers") \
+            or (cfg.get("model_config") or {}).get("depth")
+        return int(n or self.nominal_layers)
+
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        """The shape of one output row: ``(dim,)``, or ``(L + 1, dim)`` with ``layers="all"``."""
+        return (self.layer_count() + 1, self.dim) if self.every_layer else (self.dim,)
 
     def config_hash(self) -> str:
         import hashlib

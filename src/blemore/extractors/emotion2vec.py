@@ -355,7 +355,9 @@ class Emotion2vec(Wav2Vec2Family):
     def _width(self) -> int:
         return int((self._file_config() or {}).get("dim", self.nominal_dim))
 
-    def _n_layers_hint(self) -> int:
+    def layer_count(self) -> int:
+        if self.model is not None:
+            return super().layer_count()
         return int((self._file_config() or {}).get("depth", self.nominal_layers))
 
     def _load_model(self, path: Path) -> None:

@@ -96,6 +96,7 @@ class AudioEncoder(HFExtractor):
     modality: ClassVar[str] = "audio"
     config_class = AudioEncoderConfig
     nominal_dim: ClassVar[int] = 1024
+    nominal_layers: ClassVar[int] = 24  # the Large models
     model_types: ClassVar[tuple[str, ...]] = ()
     model_class_name: ClassVar[str] = ""
 
@@ -181,19 +182,14 @@ class AudioEncoder(HFExtractor):
             plan.append((max(0, a - ctx), min(total, b + ctx), a, b))
         return plan
 
-    # -- what a row is (subclasses may stack or concatenate layers) --------------------------------
-    @property
-    def row_shape(self) -> tuple[int, ...]:
-        """The shape of one output row (``(dim,)``; a layer-stacking subclass adds a layer axis)."""
-        return (self.dim,)
-
+    # -- what a row is (``row_shape``: (dim,), or (L + 1, dim) with layers="all") -----------------
     @property
     def wants_hidden_states(self) -> bool:
         return parse_layers(self.config.layers) is not None
 
     def pool_hidden(self, res):
-        """``(B, T, *row_shape)`` tensor from a model output: the last hidden state, or the mean of
-        the selected hidden states."""
+        """``(B, T, *row_shape)`` tensor from a model output: the last hidden state, the mean of
+        the selected hidden states, or all of them stacked (``layers="all"``)."""
         spec = parse_layers(self.config.layers)
         return spec.pool(res.hidden_states) if spec is not None else res.last_hidden_state
 

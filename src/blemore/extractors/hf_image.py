@@ -304,7 +304,7 @@ class ImageEncoder(HFExtractor):
                 if self._face is None:
                     rows.append(self.embed_frames(np.stack(imgs)))
                     continue
-                block = np.full((len(imgs), self.dim), np.nan, np.float32)
+                block = np.full((len(imgs), *self.row_shape), np.nan, np.float32)
                 crops, where = [], []
                 for i, img in enumerate(imgs):
                     crop = self._face(img)
@@ -363,6 +363,7 @@ class ImageBindVision(ImageEncoder):
     file_preprocess = IMAGEBIND_PREPROCESS
     nominal_dim = 1024
     nominal_width = 1280
+    nominal_layers = 32  # ViT-H/14
     column_prefix = "imagebind"
 
     def _infer_dim(self) -> int:

@@ -35,7 +35,6 @@ from blemore.extractors._hf import (
     finite_or_fail,
     folder_state_dict,
     from_pretrained_quiet,
-    local_model_config,
     parse_layers,
     read_json,
 )
@@ -66,14 +65,7 @@ class Wav2Vec2Config(AudioEncoderConfig):
     output: str = "frames"
 
     def __post_init__(self) -> None:
-        every = isinstance(self.layers, str) and self.layers.strip().lower() == "all"
-        if every:
-            self.layers = None
-        try:
-            super().__post_init__()
-        finally:
-            if every:
-                self.layers = "all"
+        super().__post_init__()
         problems = []
         if self.layer_pool not in _POOLS:
             problems.append(f"layer_pool must be one of {_POOLS}, got {self.layer_pool!r}")
@@ -81,12 +73,11 @@ class Wav2Vec2Config(AudioEncoderConfig):
             problems.append(f"output must be one of {_OUTPUTS}, got {self.output!r}")
         elif self.output == "avd" and self.layers is not None:
             problems.append("output='avd' reads the last layer (the head's input): leave layers unset")
+        spec = parse_layers(self.layers)
+        if self.layer_pool == "concat" and spec is not None and spec.every:
+            problems.append("layer_pool='concat' needs a range (e.g. layers='6-12'), not layers='all'")
         if problems:
             raise ValueError("; ".join(problems))
-
-    @property
-    def all_layers(self) -> bool:
-        return self.layers == "all"
 
 
 def build_avd_head(hidden: int, n_out: int = 3):
@@ -138,36 +129,24 @@ class Wav2Vec2Family(AudioEncoder):
         self.head = None
 
     # -- shape ---------------------------------------------------------------------------------------
-    def _n_layers_hint(self) -> int:
-        return int(local_model_config(self.weights_spec).get("num_hidden_layers", self.nominal_layers))
-
     def _width(self) -> int:
         return super()._infer_dim()
 
-    def _n_selected(self, num_layers: int) -> int:
-        spec = self._spec(num_layers)
+    def _n_selected(self) -> int:
+        spec = parse_layers(self.config.layers)
         return 1 if spec is None else spec.last - spec.first + 1
-
-    def _spec(self, num_layers: int | None = None):
-        if self.config.all_layers:
-            return parse_layers(f"0-{num_layers if num_layers is not None else self.nominal_layers}")
-        return parse_layers(self.config.layers)
 
     def _infer_dim(self) -> int:
         if self.config.output == "avd":
             return len(AVD_COLUMNS)
         width = self._width()
-        if self.config.layer_pool == "concat" and not self.config.all_layers:
-            return width * self._n_selected(self._n_layers_hint())
-        return width
+        return width * self._n_selected() if self.config.layer_pool == "concat" else width
 
     def _model_dim(self) -> int:
         if self.config.output == "avd":
             return len(AVD_COLUMNS)
         width = int(self.model.config.hidden_size)
-        if self.config.layer_pool == "concat" and not self.config.all_layers:
-            return width * self._n_selected(self.num_layers)
-        return width
+        return width * self._n_selected() if self.config.layer_pool == "concat" else width
 
     @property
     def columns(self) -> list[str]:
@@ -178,21 +157,6 @@ class Wav2Vec2Family(AudioEncoder):
     @property
     def rate(self) -> float | None:
         return None if self.config.output == "avd" else super().rate
-
-    @property
-    def row_shape(self) -> tuple[int, ...]:
-        if self.config.all_layers:
-            n = (self.num_layers if self.num_layers is not None else self._n_layers_hint()) + 1
-            return (n, self.dim)
-        return (self.dim,)
-
-    def config_dict(self) -> dict:
-        d = super().config_dict()
-        if self.config.all_layers:
-            n = (self.num_layers if self.num_layers is not None else self._n_layers_hint()) + 1
-            d["layer_axis"] = {"size": n, "first": 0,
-                               "note": "arrays are (T, layers, D); hidden state 0 = transformer input"}
-        return d
 
     # -- loading -------------------------------------------------------------------------------------
     def _load_model(self, path: Path) -> None:
@@ -221,11 +185,6 @@ class Wav2Vec2Family(AudioEncoder):
         head.load_state_dict(head_sd, strict=True)
         return head
 
-    def _check_layers(self) -> None:
-        spec = self._spec(self.num_layers)
-        if spec is not None:
-            spec.check(self.num_layers, self.name)
-
     def _finish_loading(self) -> None:
         super()._finish_loading()
         if self.head is not None:
@@ -243,22 +202,13 @@ class Wav2Vec2Family(AudioEncoder):
         return e
 
     # -- computing -----------------------------------------------------------------------------------
-    @property
-    def wants_hidden_states(self) -> bool:
-        return self.config.layers is not None
-
     def pool_hidden(self, res):
         import torch
 
-        if self.config.layers is None:
-            return res.last_hidden_state
-        spec = self._spec(self.num_layers)
-        sel = res.hidden_states[spec.first: spec.last + 1]
-        if self.config.all_layers:
-            return torch.stack([h.float() for h in sel], dim=2)  # (B, T, L + 1, D)
-        if self.config.layer_pool == "concat":
-            return torch.cat([h.float() for h in sel], dim=-1)
-        return spec.pool(res.hidden_states)
+        spec = parse_layers(self.config.layers)
+        if spec is not None and not spec.every and self.config.layer_pool == "concat":
+            return torch.cat([h.float() for h in res.hidden_states[spec.first: spec.last + 1]], dim=-1)
+        return super().pool_hidden(res)  # last state, mean of a range, or every state stacked
 
     def embed(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.config.output != "avd":
