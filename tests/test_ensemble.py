@@ -73,3 +73,39 @@ def test_cli_and_refusals(runs, tmp_path):
         run_ensemble([runs[0]])
     with pytest.raises(EnsembleError, match="not a finished run folder"):
         run_ensemble([runs[0], tmp_path])
+
+
+def test_seeds_head_is_the_mean_of_single_seed_heads():
+    from blemore.heads.base import create_head
+    from blemore.heads.training import EvalSet, TrainSpec
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 5)).astype(np.float32)
+    Y = np.eye(6, dtype=np.float32)[rng.integers(0, 6, 40)]
+    spec = TrainSpec(lr=1e-2, epochs=3, batch_size=16)
+    h = create_head("mlp", hidden=4).wrapped("seeds", k=3)
+    hist = h.fit(X, Y, spec=spec, seed=5, eval_sets={"v": EvalSet(X[:7])})
+    singles = []
+    for i in range(3):
+        s = create_head("mlp", hidden=4)
+        s.fit(X, Y, spec=spec, seed=5 + 7919 * i)
+        singles.append(s.predict_outputs(X[:7]))
+    np.testing.assert_allclose(h.predict_outputs(X[:7]), np.mean(singles, axis=0), atol=1e-6)
+    np.testing.assert_allclose(hist.outputs["v"][-1], np.mean(singles, axis=0), atol=1e-6)
+
+
+def test_seeds_run_and_bundle_round_trip(tmp_path):
+    from blemore.bundle import ModelBundle
+
+    c = generate_temporal_corpus(tmp_path / "c", n_train_actors=3, n_test_actors=1, n_train_clips=108,
+                                 n_test_clips=36, dim=4, latent=3, frames=(10, 16), event=(3, 5), folds=3, seed=8)
+    cfg = ExperimentConfig(metadata=str(c.train_metadata), test_metadata=str(c.test_metadata),
+                           features=[str(c.sources["audio"])], head="attn-pool",
+                           head_options={"frames": 6, "hidden": 4, "heads": 2}, seeds=2, preset="fast",
+                           train={"epochs": 2, "batch_size": 32, "lr": 1e-2}, threads=1, plots=False,
+                           selection="paper", model_dir=str(tmp_path / "m"))
+    r = run_experiment(cfg, progress=False, write=False)
+    model = ModelBundle.load(tmp_path / "m")
+    assert len(model.parts[0].head.members) == 2
+    pred = model.predict({"audio": c.sources["audio"]}, clip_ids=r.test_predictions["clip_id"].tolist())
+    np.testing.assert_array_equal(pred.target, r.test_predictions["pred_target"].to_numpy())

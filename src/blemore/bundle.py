@@ -336,6 +336,8 @@ class ModelBundle:
             chain = TransformChain(pm["transforms"], frames=pooling.sequence_length)
             chain.load_state_dict(_from_saved(state["transforms"]))
             head = fusion.head_for(create_head(m["head"]["name"], **m["head"]["options"]), None)
+            if "seeds_k" in state["head"]:  # --seeds K: a seed ensemble (blemore.heads.seeds)
+                head = head.wrapped("seeds", k=int(np.asarray(_from_saved(state["head"]["seeds_k"]))))
             head.load_state_dict(_from_saved(state["head"]))
             parts.append(BundlePart(tuple(pm["sources"]), chain, head))
         d = m["decoder"]

@@ -98,6 +98,7 @@ class ExperimentConfig:
     selection: str = "nested"
     thresholds: str = "global"  # or "per-actor" (blemore.thresholds)
     adapt: str = "none"  # or "meanvar" / "coral" (blemore.adapt)
+    seeds: int = 1  # > 1: that many copies of the head per training, outputs averaged (heads.seeds)
     fusion: str = "early"
     fusion_options: dict[str, Any] = field(default_factory=dict)
     pooling: str = "stats"
@@ -135,6 +136,8 @@ class ExperimentConfig:
             raise ConfigError(f"thresholds must be 'global' or 'per-actor', got {self.thresholds!r}")
         if self.adapt not in ("none", "meanvar", "coral"):
             raise ConfigError(f"adapt must be 'none', 'meanvar' or 'coral', got {self.adapt!r}")
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise ConfigError(f"seeds must be a whole number >= 1, got {self.seeds!r}")
         if isinstance(self.folds, str) and self.folds.strip().lower() == "loso":
             self.folds = "loso"
         elif isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 2:

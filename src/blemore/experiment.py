@@ -383,6 +383,8 @@ class Experiment:
                 eval_sets[name] = EvalSet(Xe, own)
             head = self.fusion.head_for(create_head(self.cfg.head, **self.cfg.head_options),
                                         [self.features.dim(s) for s in sources])
+            if self.cfg.seeds > 1:  # --seeds K: K copies, outputs averaged
+                head = head.wrapped("seeds", k=self.cfg.seeds)
             tgt = self.target[rc]
             hist = head.fit(X, TARGET_SOFT[tgt].astype(np.float32), target=tgt, groups=self.actor[rc],
                             eval_sets=eval_sets, spec=spec, seed=_seed_for(self.cfg.seed, exclude, gi),

@@ -123,6 +123,9 @@ CONFIG_OPTIONS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
         default=None, metavar="none|meanvar|coral",
         help="Align the evaluated clips' feature statistics to the training clips' without labels "
              "(transductive). benchmark takes a comma list to compare.")),
+    "seeds": ("seeds", ("--seeds",), dict(
+        type=int, default=None, help="Train K copies of the head with different seeds per training and average "
+                                     "their outputs (default 1).")),
     "preset": ("preset", ("--preset",), dict(
         type=click.Choice(["paper", "fast"]), default=None, help="Training preset (default paper).")),
     "pooling": ("pooling", ("--pooling",), dict(
@@ -164,7 +167,7 @@ CONFIG_OPTIONS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
 }
 
 #: The options ``benchmark`` and ``train`` share, in --help order.
-_SHARED = ("metadata", "features", "fusion", "late_mode", "gate_top", "thresholds", "adapt", "preset", "pooling", "window", "stride", "epochs", "lr",
+_SHARED = ("metadata", "features", "fusion", "late_mode", "gate_top", "thresholds", "adapt", "seeds", "preset", "pooling", "window", "stride", "epochs", "lr",
            "batch_size", "weight_decay", "folds", "seed", "missing", "threads")
 
 
