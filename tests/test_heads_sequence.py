@@ -161,3 +161,22 @@ def test_windowed_frames_single_source(corpus):
     assert X.shape[1] == 60 and owner is not None and len(X) > len(exp.train_pos)  # long clips in windows
     r = run_experiment(cfg, progress=False, write=False, final=False)
     assert len(r.predictions) == len(exp.train_pos)
+
+
+def test_device_option_cpu_is_the_default_here_and_unavailable_devices_are_named():
+    import torch
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((30, 8 * 3)).astype(np.float32)
+    Y = np.eye(6, dtype=np.float32)[rng.integers(0, 6, 30)]
+    outs = []
+    for device in ("auto", "cpu"):
+        h = create_head("transformer", frames=8, hidden=8, heads=2, layers=1)
+        h.fit(X, Y, spec=TrainSpec(lr=1e-2, epochs=2, batch_size=8, device=device), seed=1)
+        outs.append(h.predict_outputs(X))
+    if not torch.cuda.is_available():
+        np.testing.assert_array_equal(outs[0], outs[1])
+        with pytest.raises(HeadError, match="CUDA is not available"):
+            create_head("mlp", hidden=4).fit(X, Y, spec=TrainSpec(epochs=1, device="cuda"))
+    with pytest.raises(HeadError, match="device"):
+        TrainSpec(device="tpu")

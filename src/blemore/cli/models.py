@@ -126,6 +126,10 @@ CONFIG_OPTIONS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
     "seeds": ("seeds", ("--seeds",), dict(
         type=int, default=None, help="Train K copies of the head with different seeds per training and average "
                                      "their outputs (default 1).")),
+    "device": ("train.device", ("--device",), dict(
+        default=None, metavar="auto|cpu|cuda|cuda:N|mps",
+        help="Where heads train (default auto: cuda when available, else cpu); mixed precision on GPU. "
+             "Predictions and bundles stay on the CPU.")),
     "preset": ("preset", ("--preset",), dict(
         type=click.Choice(["paper", "fast"]), default=None, help="Training preset (default paper).")),
     "pooling": ("pooling", ("--pooling",), dict(
@@ -167,7 +171,7 @@ CONFIG_OPTIONS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
 }
 
 #: The options ``benchmark`` and ``train`` share, in --help order.
-_SHARED = ("metadata", "features", "fusion", "late_mode", "gate_top", "thresholds", "adapt", "seeds", "preset", "pooling", "window", "stride", "epochs", "lr",
+_SHARED = ("metadata", "features", "fusion", "late_mode", "gate_top", "thresholds", "adapt", "seeds", "device", "preset", "pooling", "window", "stride", "epochs", "lr",
            "batch_size", "weight_decay", "folds", "seed", "missing", "threads")
 
 

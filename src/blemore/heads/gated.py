@@ -66,6 +66,15 @@ class GatedHead(TorchHead):
     def input_pooling(self, pooling):
         return self.base.input_pooling(pooling)
 
+    def fit(self, X, Y_soft, **kwargs):  # type: ignore[override]
+        """Train as :class:`TorchHead` with torch's global generator (dropout masks) seeded from
+        ``seed`` for the duration, so the same seed gives the same model."""
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(kwargs.get("seed", 0)) + 7919)
+            return super().fit(X, Y_soft, **kwargs)
+
     def _forward_clips(self, X, owner, chunk: int = 512):
         return super()._forward_clips(X, owner, chunk=chunk)
 

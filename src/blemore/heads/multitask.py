@@ -188,9 +188,10 @@ class MultitaskHead(RegularisedMixin, TorchHead):
         import torch.nn.functional as F
 
         eps = self.label_smoothing
-        present = torch.as_tensor(_PRESENT)
-        first, second = torch.as_tensor(_FIRST), torch.as_tensor(_SECOND)
-        share = torch.as_tensor(_SHARE)
+        dev = logits.device  # tables on the training device (--device)
+        present = torch.as_tensor(_PRESENT, device=dev)
+        first, second = torch.as_tensor(_FIRST, device=dev), torch.as_tensor(_SECOND, device=dev)
+        share = torch.as_tensor(_SHARE, device=dev)
 
         def row_losses(z, y, t):
             zp, zd = z[:, :_N], z[:, _N:]

@@ -159,7 +159,7 @@ class RegularisedMixin:
     def _reduce(self, losses, target):
         if self._row_weight is None:
             return losses.mean()
-        return (losses * self._row_weight[target]).mean()
+        return (losses * self._row_weight.to(losses.device)[target]).mean()
 
     def mixed_loss(self, row_losses, logits, y_soft, target):
         """Mean (class-balanced when asked) of ``row_losses`` over the batch, mixed as mixup

@@ -137,6 +137,15 @@ class SequenceHead(TorchHead):
     def input_pooling(self, pooling: Pooling) -> Pooling:
         return Pooling(kind="frames", window=self.frames, stride=self.stride)
 
+    def fit(self, X, Y_soft, **kwargs):  # type: ignore[override]
+        """Train as :class:`TorchHead` with torch's global generator (dropout masks) seeded from
+        ``seed`` for the duration, so the same seed gives the same model."""
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(kwargs.get("seed", 0)) + 7919)
+            return super().fit(X, Y_soft, **kwargs)
+
     def build_module(self, in_dim: int):
         return build_sequence_net(self.kind, in_dim, self.frames, self.hidden, self.heads, self.layers, self.dropout,
                                   self.center)

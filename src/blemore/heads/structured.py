@@ -292,9 +292,10 @@ class StructuredHead(_StructuredBase):
         import torch.nn.functional as F
 
         eps = self.label_smoothing
-        t_set = torch.as_tensor(TARGET_TO_SET)
-        t_pair = torch.as_tensor(TARGET_PAIR)
-        t_ratio = torch.as_tensor(TARGET_RATIO)
+        dev = logits.device  # tables on the training device (--device)
+        t_set = torch.as_tensor(TARGET_TO_SET, device=dev)
+        t_pair = torch.as_tensor(TARGET_PAIR, device=dev)
+        t_ratio = torch.as_tensor(TARGET_RATIO, device=dev)
 
         def row_losses(z, y, t):
             z_set, z_ratio = z[:, :N_SETS], z[:, N_SETS:].reshape(len(z), _N_PAIRS, _N_RATIOS)

@@ -28,7 +28,7 @@ import numpy as np
 from blemore.heads.base import Head, HeadError
 from blemore.labels import EMOTIONS
 
-__all__ = ["TrainSpec", "EvalSet", "FitHistory", "aggregate_rows", "TorchHead"]
+__all__ = ["TrainSpec", "EvalSet", "FitHistory", "aggregate_rows", "resolve_device", "TorchHead"]
 
 
 @dataclass
@@ -47,8 +47,12 @@ class TrainSpec:
     epochs: int = 200
     eval_every: int = 1
     min_epochs: int = 1
+    device: str = "auto"  # "auto" (cuda when available, else cpu), "cpu", "cuda", "cuda:N", "mps"
+    amp: bool = True  # mixed precision (bfloat16 autocast) when training on a GPU
 
     def __post_init__(self) -> None:
+        if not (self.device in ("auto", "cpu", "cuda", "mps") or str(self.device).startswith("cuda:")):
+            raise HeadError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
         if self.optimizer not in ("adam", "adamw", "sgd"):
             raise HeadError(f"optimizer must be 'adam', 'adamw' or 'sgd', got {self.optimizer!r}")
         if self.epochs < 1 or self.eval_every < 1:
@@ -99,6 +103,20 @@ class FitHistory:
         except ValueError:
             raise KeyError(f"epoch {epoch} was not recorded (recorded: {self.epochs[:5]}...)") from None
         return self.outputs[name][i]
+
+
+def resolve_device(name: str = "auto"):
+    """The ``torch.device`` for ``name``: ``auto`` is cuda when available, else cpu; asking for
+    cuda or mps where it is not available is a :class:`HeadError`."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise HeadError(f"device {name!r}: CUDA is not available on this machine (use --device cpu)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise HeadError("device 'mps': Apple MPS is not available on this machine (use --device cpu)")
+    return torch.device(name)
 
 
 def aggregate_rows(values: np.ndarray, owner: np.ndarray | None, n: int | None = None) -> np.ndarray:
@@ -169,7 +187,7 @@ class TorchHead(Head):
         z = torch.cat(outs) if outs else torch.zeros((0, 1))
         if owner is None:
             return z
-        own = torch.as_tensor(owner, dtype=torch.long)
+        own = torch.as_tensor(owner, dtype=torch.long, device=z.device)
         n = int(own.max()) + 1
         s = torch.zeros((n, z.shape[1]), dtype=z.dtype).index_add_(0, own, z)
         cnt = torch.bincount(own, minlength=n).clamp_min(1).to(z.dtype)
@@ -187,16 +205,19 @@ class TorchHead(Head):
             raise ValueError(f"Y_soft must have shape ({len(X)}, {len(EMOTIONS)}), got {Y_soft.shape}")
         if target is None:
             target = np.full(len(X), -1, dtype=np.int64)
-        Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
-        Yt = torch.from_numpy(np.ascontiguousarray(Y_soft))
-        Tt = torch.from_numpy(np.asarray(target, dtype=np.int64))
-        evals = {k: (torch.from_numpy(np.ascontiguousarray(v.X, dtype=np.float32)), v.owner)
+        dev = resolve_device(spec.device)
+        amp = bool(spec.amp) and dev.type == "cuda"
+        Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(dev)
+        Yt = torch.from_numpy(np.ascontiguousarray(Y_soft)).to(dev)
+        Tt = torch.from_numpy(np.asarray(target, dtype=np.int64)).to(dev)
+        evals = {k: (torch.from_numpy(np.ascontiguousarray(v.X, dtype=np.float32)).to(dev), v.owner)
                  for k, v in (eval_sets or {}).items()}
 
         self.in_dim = X.shape[1]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.module = self.build_module(self.in_dim)
+        self.module.to(dev)
         gen = torch.Generator().manual_seed(seed + 1)
         opt = self._optimizer(spec, self.module.parameters())
         n = len(X)
@@ -209,8 +230,10 @@ class TorchHead(Head):
             perm = torch.randperm(n, generator=gen)
             tot, nb = 0.0, 0
             for i in range(0, n, bs):
-                idx = perm[i:i + bs]
-                loss = self.loss(self.module(Xt[idx]), Yt[idx], Tt[idx])
+                idx = perm[i:i + bs].to(dev)
+                with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
+                    logits = self.module(Xt[idx])
+                loss = self.loss(logits.float(), Yt[idx], Tt[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -219,15 +242,17 @@ class TorchHead(Head):
             hist.train_loss.append(tot / max(nb, 1))
             if epoch in record and evals:
                 self.module.eval()
-                with torch.no_grad():
+                with torch.no_grad(), torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
                     for k, (xe, own) in evals.items():
-                        store[k].append(self.logits_to_outputs(self._forward_clips(xe, own)).numpy().astype(np.float32))
+                        z = self._forward_clips(xe, own).float()
+                        store[k].append(self.logits_to_outputs(z).cpu().numpy().astype(np.float32))
                 hist.epochs.append(epoch)
             elif epoch in record:
                 hist.epochs.append(epoch)
             if progress is not None:
                 progress(1)
         self.module.eval()
+        self.module.to("cpu")  # predictions and bundles on the CPU
         hist.outputs = {k: np.stack(v) if v else np.zeros((0, 0, self.output_dim), np.float32)
                         for k, v in store.items()}
         return hist
