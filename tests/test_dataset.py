@@ -329,3 +329,13 @@ def test_semicolon_metadata_gets_a_delimiter_hint(tmp_path):
         load_metadata(f)
     with pytest.raises(DatasetError, match="is a folder"):
         load_metadata(tmp_path)
+
+
+def test_duplicate_metadata_columns_are_an_error(tmp_path):
+    """found by make fuzz: 'filename, filename' silently dropped one column (pandas warning)."""
+    from blemore.dataset import DatasetError, load_metadata
+
+    f = tmp_path / "m.csv"
+    f.write_text("filename, filename\nA1_ang_int1_ver1.mov,x\n")
+    with pytest.raises(DatasetError, match="column 'filename' appears more than once"):
+        load_metadata(f)

@@ -326,6 +326,10 @@ def load_metadata(csv_path: str | os.PathLike, split: str | None = None) -> pd.D
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, csv.Error) as e:
         raise DatasetError(src, [f"not a readable CSV file ({str(e).strip()[:200]})"]) from None
     df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
+    dup_cols = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    if dup_cols:
+        raise DatasetError(src, [f"column {c!r} appears more than once (after removing blanks around names)"
+                                 for c in dup_cols])
     fcol = _find_column(df.columns, _FILENAME_NAMES)
     if fcol is None:
         raise DatasetError(src, [f"no 'filename' column (columns: {', '.join(df.columns) or 'none'})"
