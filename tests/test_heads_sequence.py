@@ -135,8 +135,9 @@ def test_runner_feeds_frames_and_bundle_round_trips(corpus, tmp_path):
     exp = Experiment(cfg, progress=False)
     assert exp.pooling == Pooling(kind="frames", window=8)  # asked for by the head, not by its name
     assert exp.features.rows(exp.groups[0], exp.train_pos[:2])[0].shape == (2, 8 * 12)
-    r = run_experiment(cfg.replace(out=str(tmp_path / "run")), progress=False)
-    assert (tmp_path / "run" / "results.json").exists()
+    r = run_experiment(cfg.replace(out=str(tmp_path / "run"), plots=True), progress=False)
+    assert (tmp_path / "run" / "results.json").exists() and (tmp_path / "run" / "plots" / "pca.png").exists()
+    assert r.pca["X"].shape == (len(exp.train_pos), 12)  # mean frame of video + audio (6 + 6)
     assert r.results["pooling"]["kind"] == "frames"
     model = ModelBundle.load(tmp_path / "model")
     assert model.pooling.sequence_length == 8 and model.parts[0].chain.frames == 8

@@ -720,6 +720,10 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, table: pd.Da
     if cfg.plots:
         src = exp.groups[0]
         X, owner = exp.features.rows(src, exp.train_pos)
+        if exp.pooling.sequence_length:  # frame sequences: the PCA of each row's mean valid frame
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                X = np.nanmean(X.reshape(len(X), exp.pooling.sequence_length, -1), axis=1)
         if owner is not None:
             X = aggregate_rows(np.nan_to_num(X), owner, len(exp.train_pos))
         pca = {"X": X, "actor": exp.actor[exp.train_pos], "target": exp.target[exp.train_pos],
