@@ -181,3 +181,21 @@ def test_device_option_cpu_is_the_default_here_and_unavailable_devices_are_named
             create_head("mlp", hidden=4).fit(X, Y, spec=TrainSpec(epochs=1, device="cuda"))
     with pytest.raises(HeadError, match="device"):
         TrainSpec(device="tpu")
+
+
+def test_padded_windows_raise_no_input_warning(corpus, tmp_path):
+    import warnings
+
+    from blemore.validate import InputWarning
+
+    cfg = ExperimentConfig(metadata=str(corpus.train_metadata), test_metadata=str(corpus.test_metadata),
+                           features=[str(corpus.sources["audio"])], head="attn-pool",
+                           head_options={"frames": 40, "stride": 20, "hidden": 8, "heads": 2},  # mostly padding
+                           preset="fast", train={"epochs": 1, "batch_size": 32, "lr": 1e-2}, threads=1, plots=False,
+                           selection="paper", model_dir=str(tmp_path / "m"))
+    r = run_experiment(cfg, progress=False, write=False)
+    model = ModelBundle.load(tmp_path / "m")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        model.predict({"audio": corpus.sources["audio"]}, clip_ids=r.test_predictions["clip_id"].tolist())
+    assert not [x for x in w if issubclass(x.category, InputWarning)]

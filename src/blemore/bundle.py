@@ -70,6 +70,10 @@ def _warn_inputs(part: "BundlePart", X: np.ndarray, clip_ids: Sequence[str]) -> 
     """One warning naming every clip whose input is NaN/inf or far outside the training range
     (measured with the part's first fitted standardisation, when it has one)."""
     std = next((t for t in part.chain.transforms if hasattr(t, "mean_") and hasattr(t, "scale_")), None)
+    if getattr(part.chain, "frames", None):  # frame sequences: judge each clip's mean valid frame (padding is no problem)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            X = np.nanmean(np.asarray(X, dtype=np.float32).reshape(len(X), part.chain.frames, -1), axis=1)
     bad = input_problems(X, clip_ids, getattr(std, "mean_", None), getattr(std, "scale_", None))
     if bad:
         lines = [f"  {c}: {why}" for c, why in list(bad.items())[:20]]
