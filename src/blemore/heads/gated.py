@@ -2,9 +2,10 @@
 
 After Lee et al. (FG 2026 BLEMORE challenge, 2nd place, "rank-aware selective fusion"): every
 source's pooled features are projected into one shared space (``Linear -> ReLU``, width
-``shared``, default 256), a gate scores each source per clip from its projection, the ``top``
-best-scored sources of that clip are kept (the others get weight 0) and a softmax over the
-kept scores weights their projections; the fused vector goes through the configured head's
+``shared``, default 256), a gate scores each source per clip from its projection, a softmax over
+all sources' scores gives their weights, and only the ``top`` best-scored sources of that clip
+keep theirs (the others get 0; the kept weights are not renormalised, as in switch routing, so
+the gate's scores get gradients even with ``top=1``); the fused vector goes through the configured head's
 own network (e.g. ``mlp-512``'s hidden layer and output), with that head's loss, outputs and
 decoder. ``top`` = number of sources is a soft (attention) fusion; ``top=1`` picks one source
 per clip.
@@ -117,7 +118,9 @@ class GatedHead(TorchHead):
                 z = torch.stack([p(xs) for p, xs in zip(self.proj, parts)], dim=1)
                 s = self.gate(torch.tanh(z)).squeeze(2) + self.bias  # (b, sources)
                 keep = torch.zeros_like(s, dtype=torch.bool).scatter_(1, s.topk(top, dim=1).indices, True)
-                return torch.softmax(s.masked_fill(~keep, float("-inf")), dim=1), z
+                # softmax over all sources, the top N kept (not renormalised, as in switch routing):
+                # the kept weights still depend on every score, so the gate learns even with top=1
+                return torch.softmax(s, dim=1) * keep, z
 
             def forward(self, x):
                 g, z = self.gates(x)
