@@ -11,7 +11,9 @@ from pathlib import Path
 import blemore
 
 SRC = Path(blemore.__file__).parent
-BUILTIN_ERRORS = {n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)}
+# warnings (InputWarning(UserWarning)...) are not errors: they are never raised to the user
+BUILTIN_ERRORS = {n for n, v in vars(builtins).items()
+                  if isinstance(v, type) and issubclass(v, BaseException) and not issubclass(v, Warning)}
 
 
 def _classes() -> dict[str, tuple[str, list[str]]]:

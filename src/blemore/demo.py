@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from blemore import __version__
 from blemore._io import atomic_write_bytes as _atomic_write
 from blemore.config import ExperimentConfig
 from blemore.experiment import run_experiment, train_model
@@ -244,8 +245,6 @@ def provenance(out: str | os.PathLike, *, quick: bool = False, seed: int = 0,
     import datetime
     import platform
     import subprocess
-
-    from blemore import __version__
 
     src = Path(__file__).resolve().parent
     commit = "unknown (not a git checkout)"
