@@ -301,13 +301,16 @@ def ablation_markdown(res: AblationResult) -> str:
     lines.append(f"- total time: {res.seconds / 60:.1f} min")
     lines.append("")
     has_test = any(r.test for r in res.rows)
-    head = ("| # | head | actor norm | fusion | presence | salience | Δ presence vs ref (wins) | "
+    has_variant = any(r.variant for r in res.rows)
+    head = ("| # | head | actor norm | fusion |" + (" variant |" if has_variant else "")
+            + " presence | salience | Δ presence vs ref (wins) | "
             "Δ salience vs ref (wins) |" + (" test presence | test salience |" if has_test else "") + " min |")
     lines += ["## Validation (mean ± std over folds; Δ = paired per-fold difference, mean ± std, folds improved)",
               "", head, "|---" * (head.count("|") - 1) + "|"]
     for i, r in enumerate(res.rows, 1):
         mark = " (ref)" if r.key == res.reference else ""
-        cells = [str(i), f"`{r.head.label}`{mark}", r.actor_norm, r.fusion, _pm(r.validation["acc_presence"]),
+        cells = [str(i), f"`{r.head.label}`{mark}", r.actor_norm, r.fusion] + ([r.variant] if has_variant else []) + [
+                 _pm(r.validation["acc_presence"]),
                  _pm(r.validation["acc_salience"]),
                  _delta(r.vs_reference.get("acc_presence")) if r.key != res.reference else "-",
                  _delta(r.vs_reference.get("acc_salience")) if r.key != res.reference else "-"]
@@ -319,7 +322,8 @@ def ablation_markdown(res: AblationResult) -> str:
     for metric, title in (("acc_salience", "ACC_salience"), ("acc_presence", "ACC_presence")):
         w = res.winner(metric)
         d = w.vs_reference.get(metric)
-        txt = f"**Best {title}: `{w.head.label}`, actor norm {w.actor_norm}, fusion {w.fusion}**: {_pm(w.validation[metric])}"
+        txt = (f"**Best {title}: `{w.head.label}`, actor norm {w.actor_norm}, fusion {w.fusion}"
+               + (f", {w.variant}" if w.variant else "") + f"**: {_pm(w.validation[metric])}")
         if w.key != res.reference and d:
             txt += (f"; vs the reference {d['mean']:+.3f} ± {d['std']:.3f} per fold "
                     f"[{' '.join(f'{x:+.3f}' for x in d['folds'])}], better in {d['wins']}/{len(d['folds'])} folds, "
