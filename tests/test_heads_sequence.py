@@ -199,3 +199,29 @@ def test_padded_windows_raise_no_input_warning(corpus, tmp_path):
         warnings.simplefilter("always")
         model.predict({"audio": corpus.sources["audio"]}, clip_ids=r.test_predictions["clip_id"].tolist())
     assert not [x for x in w if issubclass(x.category, InputWarning)]
+
+
+def test_sequence_bundle_predicts_media(tmp_path):
+    """A sequence-head model whose store says its features are eGeMAPS descriptors extracts
+    them from a media file and predicts it (frames resampled like training clips)."""
+    import json
+
+    import blemore
+    from blemore.extractors import create_extractor
+    from media_fixtures import make_voice_file
+
+    c = generate_temporal_corpus(tmp_path / "c", n_train_actors=3, n_test_actors=1, n_train_clips=108,
+                                 n_test_clips=36, sources=("audio",), dim=25, latent=4, frames=(12, 24),
+                                 event=(3, 6), folds=3, seed=9)
+    cfg_path = c.sources["audio"] / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg.update(create_extractor("egemaps").config_dict())
+    cfg_path.write_text(json.dumps(cfg))
+    blemore.train(ExperimentConfig(metadata=str(c.train_metadata), features=[str(c.sources["audio"])],
+                                   head="bigru-attn", head_options={"frames": 8, "hidden": 8, "heads": 2},
+                                   preset="fast", train={"epochs": 2, "batch_size": 32}, threads=1, plots=False,
+                                   model_dir=str(tmp_path / "m")), progress=False)
+    media = make_voice_file(tmp_path / "A999_hap_int1_ver1.wav", seconds=1.0)
+    table = blemore.load_model(tmp_path / "m").predict([media], progress=False)
+    assert list(table["clip"]) == ["A999_hap_int1_ver1"]
+    assert np.isclose(table[[c for c in table.columns if c.startswith("p_")]].sum(axis=1), 1, atol=1e-3).all()
