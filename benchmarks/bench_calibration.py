@@ -126,7 +126,7 @@ def main() -> None:
     results = {}
     for n in (490, 4900):
         names, probs, target = make_problem(n)
-        t = median_time(lambda: calibrate(probs, target), args.repeats)
+        t = median_time(lambda probs=probs, target=target: calibrate(probs, target), args.repeats)
         results[n] = (names, probs, target, t)
         print(f"blemore calibrate, {n:>5} clips: {t * 1e3:8.2f} ms  (median of {args.repeats})")
 

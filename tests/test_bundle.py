@@ -53,8 +53,7 @@ def test_bundle_round_trip(corpus, tmp_path, fusion):
 
 def test_predict_inputs_checked_and_timeline(corpus, tmp_path):
     torch.set_num_threads(1)
-    model = train_model(_cfg(corpus, features=[str(corpus.sources["audio"])], model_dir=str(tmp_path / "m")),
-                        progress=False)
+    train_model(_cfg(corpus, features=[str(corpus.sources["audio"])], model_dir=str(tmp_path / "m")), progress=False)
     loaded = ModelBundle.load(tmp_path / "m")
     # a single-source model accepts one feature folder whatever its name
     p = loaded.predict(corpus.sources["video"])

@@ -20,7 +20,7 @@ def test_layout_names_and_every_target_per_actor(corpus):
     test = load_metadata(corpus.test_metadata, split="test")
     assert len(train) == corpus.n_train == 400 and len(test) == corpus.n_test == 110
     for t in (train, test):
-        for actor, g in t.groupby("actor"):
+        for _actor, g in t.groupby("actor"):
             assert set(g["target"]) == set(range(len(TARGETS)))  # all 36 targets per actor
         for cid in t["clip_id"]:
             assert parse_clip_id(cid).label is not None  # grammar-valid, labelled ids

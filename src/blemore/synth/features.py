@@ -226,7 +226,7 @@ def generate_feature_corpus(
 
         it = tqdm(rows, desc="synth features", unit="clip")
     try:
-        for cid, a, sp, lab, lvl, g in it:
+        for cid, a, _split, lab, lvl, _gender in it:
             r = np.random.default_rng(_stable_seed(seed, cid))
             ap = actor_par[a]
             content = lab if not no_signal else TARGETS[int(r.integers(len(TARGETS)))]
