@@ -103,6 +103,62 @@ def _split_counts(total: int, n: int) -> list[int]:
     return [base + (1 if i < rem else 0) for i in range(n)]
 
 
+def _plan_clips(rng: np.random.Generator, n_train_actors: int, n_test_actors: int,
+                counts: list[int]) -> tuple[list[str], list[tuple]]:
+    """Draw the actors' names (alternating genders; the first ``n_train_actors`` train, the rest
+    test) and their clips: ``(actors, rows)``, each row ``(clip_id, actor, split, label, level,
+    gender)``. ``counts`` holds the clips per actor, training actors first."""
+    numbers = rng.choice(np.arange(100, 1000), size=n_train_actors + n_test_actors, replace=False)
+    actors = [f"A{n}" for n in numbers]
+    genders = ["f" if i % 2 == 0 else "m" for i in range(len(actors))]
+    split_of = ["train"] * n_train_actors + ["test"] * n_test_actors
+    rows = []
+    for a, g, n, sp in zip(actors, genders, counts, split_of):
+        for lab, lvl, ver in actor_clip_plan(n, rng):
+            rows.append((format_clip_id(a, lab, level=lvl, version=ver), a, sp, lab, lvl, g))
+    return actors, rows
+
+
+def _open_writers(out: Path, srcs: dict, version: str, settings: dict, dim: int,
+                  rate: float) -> dict[str, StoreWriter]:
+    """One feature store per source (``video`` modality for face-like sources, else ``audio``)."""
+    return {name: StoreWriter(out, {"extractor": name, "version": version, "settings": settings,
+                                    "dim": dim, "rate": rate,
+                                    "modality": "video" if src.face_like else "audio"}, overwrite=True)
+            for name, src in srcs.items()}
+
+
+def _with_progress(rows: list, progress: bool, desc: str):
+    if not progress:
+        return rows
+    from tqdm.auto import tqdm
+
+    return tqdm(rows, desc=desc, unit="clip")
+
+
+def _nan_run(x: np.ndarray, r: np.random.Generator, max_share: int) -> None:
+    """Blank a run of up to ``len(x) // max_share`` frames of ``x`` in place (no face found)."""
+    t = len(x)
+    n_bad = int(r.integers(1, max(2, t // max_share)))
+    start = int(r.integers(0, t - n_bad))
+    x[start:start + n_bad] = np.nan
+
+
+def _finish_corpus(out: Path, rows: list[tuple], sources: Sequence[str], folds: int, seed: int,
+                   settings: dict) -> SynthFeatureCorpus:
+    """Write the train (with actor-disjoint, gender-stratified folds) and test metadata for
+    ``rows`` (see :func:`_plan_clips`) and return the corpus's paths."""
+    table = clip_table([r[0] for r in rows], labels=[r[3] for r in rows], actors=[r[1] for r in rows],
+                       split=[r[2] for r in rows], gender=[r[5] for r in rows])
+    train = make_folds(table[table["split"] == "train"].reset_index(drop=True), k=folds, seed=seed,
+                       gender_column="gender")
+    test = table[table["split"] == "test"].reset_index(drop=True)
+    train_csv = write_metadata(train, out / "train_metadata.csv")
+    test_csv = write_metadata(test, out / "test_metadata.csv")
+    return SynthFeatureCorpus(out, {n: out / n for n in sources}, Path(train_csv), Path(test_csv),
+                              len(train), len(test), settings)
+
+
 def _envelope(t: int, rng: np.random.Generator, center_shift: float = 0.0) -> np.ndarray:
     """Onset-apex-offset time course in [0.15, 1] over ``t`` frames."""
     x = np.linspace(0.0, 1.0, t) if t > 1 else np.array([0.5])
@@ -187,16 +243,8 @@ def generate_feature_corpus(
             raise SynthError(f"{total} clips cannot give each of {n} actors all 36 targets (need >= {36 * n})")
         return _split_counts(total, n)
 
-    numbers = rng.choice(np.arange(100, 1000), size=n_train_actors + n_test_actors, replace=False)
-    actors = [f"A{n}" for n in numbers]
-    genders = ["f" if i % 2 == 0 else "m" for i in range(len(actors))]
     counts = per_actor(n_train_clips, n_train_actors) + per_actor(n_test_clips, n_test_actors)
-    split_of = ["train"] * n_train_actors + ["test"] * n_test_actors
-
-    rows = []  # (clip_id, actor, split, label, level, version, gender)
-    for a, g, n, sp in zip(actors, genders, counts, split_of):
-        for lab, lvl, ver in actor_clip_plan(n, rng):
-            rows.append((format_clip_id(a, lab, level=lvl, version=ver), a, sp, lab, lvl, g))
+    actors, rows = _plan_clips(rng, n_train_actors, n_test_actors, counts)
 
     srcs = {name: _Source(name, dim, latent, np.random.default_rng(rng.integers(2**63))) for name in sources}
     # actor parameters (shared identity across sources, source-specific mappings)
@@ -214,17 +262,8 @@ def generate_feature_corpus(
     settings = dict(n_train_actors=n_train_actors, n_test_actors=n_test_actors, dim=dim, latent=latent,
                     frames=list(frames), rate=rate, signal=signal, actor_scale=actor_scale, noise=noise,
                     idiosyncrasy=idiosyncrasy, nan_rate=nan_rate, no_signal=no_signal, seed=seed)
-    writers = {}
-    for name in sources:
-        cfg = {"extractor": name, "version": "synth-features-1", "settings": settings,
-               "dim": dim, "rate": rate, "modality": "video" if srcs[name].face_like else "audio"}
-        writers[name] = StoreWriter(out, cfg, overwrite=True)
-
-    it = rows
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(rows, desc="synth features", unit="clip")
+    writers = _open_writers(out, srcs, "synth-features-1", settings, dim, rate)
+    it = _with_progress(rows, progress, "synth features")
     try:
         for cid, a, _split, lab, lvl, _gender in it:
             r = np.random.default_rng(_stable_seed(seed, cid))
@@ -257,20 +296,10 @@ def generate_feature_corpus(
                 x[:, src.arousal_dims] += fl
                 x = x.astype(np.float32)
                 if src.face_like and r.random() < nan_rate and t > 4:
-                    n_bad = int(r.integers(1, max(2, t // 3)))
-                    start = int(r.integers(0, t - n_bad))
-                    x[start:start + n_bad] = np.nan
+                    _nan_run(x, r, 3)
                 writers[name].write(ManifestRow(cid, f"{cid}.synth", "ok", frames=t, seconds=t / rate), x)
     finally:
         for w in writers.values():
             w.close()
 
-    table = clip_table([r[0] for r in rows], labels=[r[3] for r in rows], actors=[r[1] for r in rows],
-                       split=[r[2] for r in rows], gender=[r[5] for r in rows])
-    train = make_folds(table[table["split"] == "train"].reset_index(drop=True), k=folds, seed=seed,
-                       gender_column="gender")
-    test = table[table["split"] == "test"].reset_index(drop=True)
-    train_csv = write_metadata(train, out / "train_metadata.csv")
-    test_csv = write_metadata(test, out / "test_metadata.csv")
-    return SynthFeatureCorpus(out, {n: out / n for n in sources}, Path(train_csv), Path(test_csv),
-                              len(train), len(test), settings)
+    return _finish_corpus(out, rows, sources, folds, seed, settings)

@@ -45,11 +45,19 @@ from typing import Sequence
 
 import numpy as np
 
-from blemore.dataset import clip_table, make_folds, write_metadata
-from blemore.labels import EMOTIONS, NEUTRAL, format_clip_id
-from blemore.store import ManifestRow, StoreWriter
+from blemore.labels import EMOTIONS, NEUTRAL
+from blemore.store import ManifestRow
 from blemore.synth import SynthError
-from blemore.synth.features import SynthFeatureCorpus, _split_counts, _stable_seed, actor_clip_plan
+from blemore.synth.features import (
+    SynthFeatureCorpus,
+    _finish_corpus,
+    _nan_run,
+    _open_writers,
+    _plan_clips,
+    _split_counts,
+    _stable_seed,
+    _with_progress,
+)
 
 __all__ = ["generate_temporal_corpus", "event_shape"]
 
@@ -138,15 +146,8 @@ def generate_temporal_corpus(
             return []
         return [54] * n if total is None else _split_counts(total, n)
 
-    numbers = rng.choice(np.arange(100, 1000), size=n_train_actors + n_test_actors, replace=False)
-    actors = [f"A{n}" for n in numbers]
-    genders = ["f" if i % 2 == 0 else "m" for i in range(len(actors))]
     counts = per_actor(n_train_clips, n_train_actors) + per_actor(n_test_clips, n_test_actors)
-    split_of = ["train"] * n_train_actors + ["test"] * n_test_actors
-    rows = []
-    for a, g, n, sp in zip(actors, genders, counts, split_of):
-        for lab, lvl, ver in actor_clip_plan(n, rng):
-            rows.append((format_clip_id(a, lab, level=lvl, version=ver), a, sp, lab, lvl, g))
+    actors, rows = _plan_clips(rng, n_train_actors, n_test_actors, counts)
 
     srcs = {name: _TSource(name, dim, latent, np.random.default_rng(rng.integers(2**63))) for name in sources}
     actor_par = {}
@@ -162,15 +163,8 @@ def generate_temporal_corpus(
                     latent=latent, frames=list(frames), event=list(event), rate=rate, signal=signal,
                     actor_scale=actor_scale, noise=noise, expressivity=expressivity, dropout=dropout,
                     nan_rate=nan_rate, shift=shift, seed=seed)
-    writers = {name: StoreWriter(out, {"extractor": name, "version": "synth-temporal-1", "settings": settings,
-                                       "dim": dim, "rate": rate,
-                                       "modality": "video" if srcs[name].face_like else "audio"}, overwrite=True)
-               for name in sources}
-    it = rows
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(rows, desc="synth temporal features", unit="clip")
+    writers = _open_writers(out, srcs, "synth-temporal-1", settings, dim, rate)
+    it = _with_progress(rows, progress, "synth temporal features")
     names = list(sources)
     try:
         for cid, a, sp, lab, lvl, _g in it:
@@ -203,20 +197,10 @@ def generate_temporal_corpus(
                     x = x * (1.0 + shift * (src.test_scale - 1.0)) + shift * src.test_offset
                 x = x.astype(np.float32)
                 if src.face_like and r.random() < nan_rate and t > 4:
-                    n_bad = int(r.integers(1, max(2, t // 4)))
-                    start = int(r.integers(0, t - n_bad))
-                    x[start:start + n_bad] = np.nan
+                    _nan_run(x, r, 4)
                 writers[name].write(ManifestRow(cid, f"{cid}.synth", "ok", frames=t, seconds=t / rate), x)
     finally:
         for w in writers.values():
             w.close()
 
-    table = clip_table([r[0] for r in rows], labels=[r[3] for r in rows], actors=[r[1] for r in rows],
-                       split=[r[2] for r in rows], gender=[r[5] for r in rows])
-    train = make_folds(table[table["split"] == "train"].reset_index(drop=True), k=folds, seed=seed,
-                       gender_column="gender")
-    test = table[table["split"] == "test"].reset_index(drop=True)
-    train_csv = write_metadata(train, out / "train_metadata.csv")
-    test_csv = write_metadata(test, out / "test_metadata.csv")
-    return SynthFeatureCorpus(out, {n: out / n for n in sources}, Path(train_csv), Path(test_csv),
-                              len(train), len(test), settings)
+    return _finish_corpus(out, rows, sources, folds, seed, settings)
