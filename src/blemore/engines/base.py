@@ -28,6 +28,7 @@ nothing it merely connected to).
 from __future__ import annotations
 
 import abc
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterable, Iterator
 
@@ -124,6 +125,35 @@ def create_engine(name: str | Engine | None = "local", **options: Any) -> Engine
 
 def list_engines() -> list[str]:
     return ENGINES.names()
+
+
+class WorkQueue:
+    """What an engine submits next: items put back for a retry first (oldest first), then the
+    items in order. :meth:`take` gives ``(index, item, attempts so far)`` or ``None`` when both
+    are empty; :meth:`retry` puts an item back with its attempts."""
+
+    def __init__(self, items: Iterable[Any]):
+        self._source = enumerate(items)
+        self._redo: deque[tuple[int, Any, int]] = deque()
+        self._exhausted = False
+
+    @property
+    def retry_pending(self) -> bool:
+        return bool(self._redo)
+
+    def retry(self, index: int, item: Any, attempts: int) -> None:
+        self._redo.append((index, item, attempts))
+
+    def take(self) -> tuple[int, Any, int] | None:
+        if self._redo:
+            return self._redo.popleft()
+        if self._exhausted:
+            return None
+        nxt = next(self._source, None)
+        if nxt is None:
+            self._exhausted = True
+            return None
+        return nxt[0], nxt[1], 0
 
 
 def error_line(err: BaseException) -> str:

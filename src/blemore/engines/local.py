@@ -13,12 +13,11 @@
 from __future__ import annotations
 
 import os
-from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Iterator
 
-from blemore.engines.base import ENGINES, WORKER_DIED, Engine, Outcome, error_line
+from blemore.engines.base import ENGINES, WORKER_DIED, Engine, Outcome, WorkQueue, error_line
 
 __all__ = ["LocalEngine"]
 
@@ -63,9 +62,7 @@ class LocalEngine(Engine):
     def _pool(self, fn, items, shared, setup, in_flight: int, retries: int) -> Iterator[Outcome]:
         import multiprocessing as mp
 
-        source = enumerate(items)
-        redo: deque[tuple[int, Any, int]] = deque()  # (index, item, attempts so far)
-        exhausted = False
+        queue = WorkQueue(items)
         while True:
             pool = ProcessPoolExecutor(self.n, mp_context=mp.get_context("spawn"), initializer=_init,
                                        initargs=(setup, shared))
@@ -74,21 +71,17 @@ class LocalEngine(Engine):
             try:
                 while True:
                     while len(inflight) < in_flight and not broken:
-                        if redo:  # a retry runs alone, so only the item that kills its worker is blamed
-                            if inflight:
-                                break
-                            i, item, att = redo.popleft()
-                            inflight[pool.submit(_call, fn, item)] = (i, item, att + 1)
+                        # a retry runs alone, so only the item that kills its worker is blamed
+                        alone = queue.retry_pending
+                        if alone and inflight:
                             break
-                        elif not exhausted:
-                            nxt = next(source, None)
-                            if nxt is None:
-                                exhausted = True
-                                continue
-                            (i, item), att = nxt, 0
-                        else:
+                        nxt = queue.take()
+                        if nxt is None:
                             break
+                        i, item, att = nxt
                         inflight[pool.submit(_call, fn, item)] = (i, item, att + 1)
+                        if alone:
+                            break
                     if not inflight:
                         break
                     done, _ = wait(inflight, return_when=FIRST_COMPLETED)
@@ -99,7 +92,7 @@ class LocalEngine(Engine):
                         except BrokenProcessPool:
                             broken = True
                             if att <= retries:
-                                redo.append((i, item, att))
+                                queue.retry(i, item, att)
                             else:
                                 yield Outcome(i, item, error=f"{WORKER_DIED} (crash or out of memory; "
                                                              f"{att} attempt(s))", attempts=att)

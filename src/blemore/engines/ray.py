@@ -30,10 +30,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections import deque
 from typing import Any, Callable, Iterable, Iterator
 
-from blemore.engines.base import ENGINES, WORKER_DIED, Engine, EngineError, Outcome, error_line
+from blemore.engines.base import ENGINES, WORKER_DIED, Engine, EngineError, Outcome, WorkQueue, error_line
 
 __all__ = ["RayEngine", "import_ray", "INSTALL_HINT"]
 
@@ -144,22 +143,14 @@ class RayEngine(Engine):
     def _tasks(self, fn_ref, shared_ref, items, in_flight: int, retries: int) -> Iterator[Outcome]:
         ray = self._ray
         remote = ray.remote(_task).options(max_retries=0, **self._opts())
-        source = enumerate(items)
-        redo: deque = deque()
+        queue = WorkQueue(items)
         inflight: dict = {}
-        exhausted = False
         while True:
             while len(inflight) < in_flight:
-                if redo:
-                    i, item, att = redo.popleft()
-                elif not exhausted:
-                    nxt = next(source, None)
-                    if nxt is None:
-                        exhausted = True
-                        continue
-                    (i, item), att = nxt, 0
-                else:
+                nxt = queue.take()
+                if nxt is None:
                     break
+                i, item, att = nxt
                 inflight[remote.remote(fn_ref, shared_ref, item)] = (i, item, att + 1)
             if not inflight:
                 return
@@ -168,7 +159,7 @@ class RayEngine(Engine):
                 i, item, att = inflight.pop(ref)
                 value, err, died = self._classify(ref)
                 if died and att <= retries:
-                    redo.append((i, item, att))
+                    queue.retry(i, item, att)
                 elif died:
                     yield Outcome(i, item, error=f"{WORKER_DIED} ({att} attempt(s))", attempts=att)
                 else:
@@ -188,11 +179,9 @@ class RayEngine(Engine):
         per_actor = max(1, math.ceil(in_flight / n))
         load = self.actor_load = [0] * n  # calls outstanding per actor
         alone = [False] * n  # an actor running a retry takes nothing else
-        source = enumerate(items)
-        redo: deque = deque()
+        queue = WorkQueue(items)
         inflight: dict = {}
         pid_refs: dict = {}  # pid of a replacement actor, for actor_pids
-        exhausted = False
         try:
             while True:
                 ready = ray.wait(list(pid_refs), num_returns=len(pid_refs), timeout=0)[0] if pid_refs else []
@@ -203,25 +192,21 @@ class RayEngine(Engine):
                     except Exception:
                         pass
                 while True:
-                    if redo:
+                    if queue.retry_pending:
                         idle = [a for a in range(n) if load[a] == 0]
                         if not idle:
                             break
-                        i, item, att = redo.popleft()
                         a = idle[0]
                         alone[a] = True
-                    elif not exhausted:
+                    else:
                         free = [a for a in range(n) if not alone[a] and load[a] < per_actor]
                         if not free or len(inflight) >= in_flight:
                             break
-                        nxt = next(source, None)
-                        if nxt is None:
-                            exhausted = True
-                            continue
-                        (i, item), att = nxt, 0
                         a = min(free, key=lambda k: load[k])
-                    else:
+                    nxt = queue.take()
+                    if nxt is None:
                         break
+                    i, item, att = nxt
                     load[a] += 1
                     inflight[actors[a].call.remote(fn_ref, item)] = (i, item, att + 1, a, generation[a])
                 if not inflight:
@@ -242,7 +227,7 @@ class RayEngine(Engine):
                         generation[a] += 1
                         pid_refs[actors[a].pid.remote()] = a
                     if died and att <= retries:
-                        redo.append((i, item, att))
+                        queue.retry(i, item, att)
                     elif died:
                         yield Outcome(i, item, error=f"{WORKER_DIED} (crash or out of memory; {att} attempt(s))",
                                       attempts=att)
