@@ -83,19 +83,26 @@ def _head(items: Sequence[str], n: int = 10) -> str:
     return s + (f", ... ({len(items) - n} more)" if len(items) > n else "")
 
 
+def _read_bytes(path: str | os.PathLike, error: type[BlemoreError], expected: str) -> bytes:
+    """The bytes of ``path``; ``error`` naming the file when it is missing, a folder (not
+    ``expected``) or unreadable."""
+    src = str(path)
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise error(f"{src}: file not found") from None
+    except IsADirectoryError:
+        raise error(f"{src}: is a folder, expected {expected}") from None
+    except OSError as e:
+        raise error(f"{src}: cannot be read ({e.strerror or e})") from None
+
+
 def _read_frame(path: str | os.PathLike) -> tuple[Any, str]:
     import pandas as pd
 
     src = str(path)
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        raise ProbabilityTableError(f"{src}: file not found") from None
-    except IsADirectoryError:
-        raise ProbabilityTableError(f"{src}: is a folder, expected a CSV file") from None
-    except OSError as e:
-        raise ProbabilityTableError(f"{src}: cannot be read ({e.strerror or e})") from None
+    raw = _read_bytes(path, ProbabilityTableError, "a CSV file")
     if not raw.strip():
         raise ProbabilityTableError(f"{src}: the file is empty (expected a CSV header and one row per clip)")
     try:
@@ -279,15 +286,7 @@ def load_json_strict(path: str | os.PathLike, error: type[BlemoreError] = Predic
     """Read a JSON file; ``error`` (a BlemoreError class) naming the file for a missing or
     unreadable file, invalid JSON, a duplicate key in any object, or a number too large."""
     src = str(path)
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        raise error(f"{src}: file not found") from None
-    except IsADirectoryError:
-        raise error(f"{src}: is a folder, expected a JSON file") from None
-    except OSError as e:
-        raise error(f"{src}: cannot be read ({e.strerror or e})") from None
+    raw = _read_bytes(path, error, "a JSON file")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
