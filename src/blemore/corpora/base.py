@@ -35,24 +35,20 @@ import pandas as pd
 
 from blemore.errors import BlemoreError
 from blemore.labels import EMOTION_NAMES, EMOTIONS
+from blemore.media import MEDIA_EXTENSIONS  # one list; its order is the preference when a clip has several
 from blemore.registry import Registry
 from blemore.dataset import leave_one_actor_out, make_folds
 from blemore._io import atomic_write_bytes
 
 __all__ = [
-    "CorpusError", "Recipe", "Found", "CorpusResult", "RECIPES", "METADATA_COLUMNS", "AUDIO_VIDEO_EXTENSIONS",
-    "prepare", "parse_map", "combine", "media_files", "assign_folds",
+    "CorpusError", "Recipe", "Found", "CorpusResult", "RECIPES", "METADATA_COLUMNS",
+    "prepare", "parse_map", "combine", "media_files", "match_files", "assign_folds",
 ]
 
 METADATA_COLUMNS: tuple[str, ...] = (
     "filename", "actor", "gender", "emotion_1", "intensity", "corpus", "fold", "source_emotion", "path",
 )
 """The columns every recipe writes, in order (recipe-specific columns follow)."""
-
-AUDIO_VIDEO_EXTENSIONS: tuple[str, ...] = (
-    ".mov", ".mp4", ".avi", ".mkv", ".flv", ".webm", ".wav", ".mp3", ".flac", ".m4a",
-)
-"""Media files the recipes look at, in order of preference when one clip has several."""
 
 DROP = "drop"
 _BUILTIN_RECIPES = tuple(f"blemore.corpora.recipes.{m}" for m in
@@ -188,17 +184,31 @@ def _resolve_map(recipe: Recipe, user_map: Mapping[str, str]) -> dict[str, str |
 
 
 # -- files -------------------------------------------------------------------------------
-def media_files(root: Path, extensions: Sequence[str] = AUDIO_VIDEO_EXTENSIONS) -> list[Path]:
+def media_files(root: Path, extensions: Sequence[str] = MEDIA_EXTENSIONS) -> list[Path]:
     """Media files under ``root`` (recursively; hidden files and folders skipped), sorted."""
     exts = {e.lower() for e in extensions}
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in exts and p.is_file()
                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
+def match_files(root: Path, pattern: re.Pattern) -> tuple[list[tuple[Path, str, re.Match]], list[str]]:
+    """The media files under ``root`` whose clip id (the name up to its first dot) ``pattern``
+    matches, as ``(path, clip id, match)``, and the others (paths relative to ``root``: skipped)."""
+    matched, skipped = [], []
+    for p in media_files(root):
+        cid = p.name.split(".", 1)[0]
+        m = pattern.match(cid)
+        if m is None:
+            skipped.append(p.relative_to(root).as_posix())
+        else:
+            matched.append((p, cid, m))
+    return matched, skipped
+
+
 def _one_per_clip(found: list[Found]) -> tuple[list[Found], list[str]]:
-    """One file per clip id (extension preference of :data:`AUDIO_VIDEO_EXTENSIONS`);
+    """One file per clip id (extension preference of :data:`blemore.media.MEDIA_EXTENSIONS`);
     the same id and extension twice is a clash (returned as problems)."""
-    rank = {e: i for i, e in enumerate(AUDIO_VIDEO_EXTENSIONS)}
+    rank = {e: i for i, e in enumerate(MEDIA_EXTENSIONS)}
     chosen: dict[str, Found] = {}
     clashes = []
     for f in found:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from blemore.corpora.base import RECIPES, CorpusError, Found, Recipe, media_files
+from blemore.corpora.base import RECIPES, CorpusError, Found, Recipe, match_files
 
 _NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
 SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
@@ -53,13 +53,9 @@ class CremaD(Recipe):
         if options:
             raise CorpusError("crema-d", f"unknown option(s) {sorted(options)}; crema-d takes none")
         sex = _demographics(root)
-        found, skipped, problems = [], [], []
-        for p in media_files(root):
-            cid = p.name.split(".", 1)[0]
-            m = _NAME.match(cid)
-            if m is None:
-                skipped.append(p.relative_to(root).as_posix())
-                continue
+        found, problems = [], []
+        matched, skipped = match_files(root, _NAME)
+        for p, cid, m in matched:
             actor, sentence, emo, level = m.groups()
             if sentence not in SENTENCES:
                 problems.append(f"{p.name}: unknown sentence code {sentence!r} (known: {', '.join(SENTENCES)})")

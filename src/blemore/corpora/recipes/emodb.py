@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from blemore.corpora.base import RECIPES, CorpusError, Found, Recipe, media_files
+from blemore.corpora.base import RECIPES, CorpusError, Found, Recipe, match_files
 
 _NAME = re.compile(r"^(\d\d)([ab]\d\d)([A-Z])([a-z])$")
 _MALE = {"03", "10", "11", "12", "15"}
@@ -33,13 +33,9 @@ class EmoDB(Recipe):
     def scan(self, root: Path, **options: Any) -> tuple[list[Found], list[str]]:
         if options:
             raise CorpusError("emodb", f"unknown option(s) {sorted(options)}; emodb takes none")
-        found, skipped = [], []
-        for p in media_files(root):
-            cid = p.name.split(".", 1)[0]
-            m = _NAME.match(cid)
-            if m is None:
-                skipped.append(p.relative_to(root).as_posix())
-                continue
+        found = []
+        matched, skipped = match_files(root, _NAME)
+        for p, cid, m in matched:
             spk, text, letter, version = m.groups()
             gender = "m" if spk in _MALE else "f" if spk in _FEMALE else None
             found.append(Found(cid, p, spk, letter, gender, None, {"text": text, "version": version}))
