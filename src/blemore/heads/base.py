@@ -144,6 +144,28 @@ class Head(abc.ABC):
         """Restore :meth:`state_dict`."""
 
 
+class DelegatesToBase:
+    """Mixin for a head wrapper (``self.base``: the wrapped head): probabilities, decoder,
+    fusion, input pooling and config are the wrapped head's. List it before the head class."""
+
+    base: Head
+
+    def outputs_to_proba(self, outputs):
+        return self.base.outputs_to_proba(outputs)
+
+    def decoder(self, *a, **k):
+        return self.base.decoder(*a, **k)
+
+    def fuse(self, *a, **k):
+        return self.base.fuse(*a, **k)
+
+    def input_pooling(self, pooling):
+        return self.base.input_pooling(pooling)
+
+    def config(self) -> dict:
+        return self.base.config()
+
+
 # ----------------------------------------------------------------------------- registry
 BUILTIN_HEADS: tuple[str, ...] = (
     "blemore.heads.mlp",         # linear, mlp-256, mlp-512 (the paper's)

@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from blemore.heads.base import Head, HeadError, register_head_wrapper
+from blemore.heads.base import DelegatesToBase, Head, HeadError, register_head_wrapper
 from blemore.heads.sequence import build_sequence_net
 from blemore.heads.training import TorchHead
 
@@ -32,7 +32,7 @@ __all__ = ["GatedHead"]
 
 
 @register_head_wrapper("gated")
-class GatedHead(TorchHead):
+class GatedHead(DelegatesToBase, TorchHead):
     """A head behind per-source projections and a per-clip top-N gate (see the module doc)."""
 
     name = "gated"
@@ -45,27 +45,13 @@ class GatedHead(TorchHead):
         self.dims = None if dims is None else [int(d) for d in dims]
         self.output_dim = base.output_dim  # type: ignore[misc]
 
-    # delegated to the wrapped head: its loss, outputs, decoder, fusion and config
+    # delegated to the wrapped head: its loss and outputs (and, by DelegatesToBase, its
+    # probabilities, decoder, fusion, pooling and config)
     def loss(self, logits, y_soft, target):
         return self.base.loss(logits, y_soft, target)
 
     def logits_to_outputs(self, logits):
         return self.base.logits_to_outputs(logits)
-
-    def outputs_to_proba(self, outputs):
-        return self.base.outputs_to_proba(outputs)
-
-    def decoder(self, *a, **k):
-        return self.base.decoder(*a, **k)
-
-    def fuse(self, *a, **k):
-        return self.base.fuse(*a, **k)
-
-    def config(self) -> dict:
-        return self.base.config()
-
-    def input_pooling(self, pooling):
-        return self.base.input_pooling(pooling)
 
     def fit(self, X, Y_soft, **kwargs):  # type: ignore[override]
         """Train as :class:`TorchHead` with torch's global generator (dropout masks) seeded from

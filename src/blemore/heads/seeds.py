@@ -16,14 +16,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from blemore.heads.base import Head, HeadError, register_head_wrapper
+from blemore.heads.base import DelegatesToBase, Head, HeadError, register_head_wrapper
 from blemore.heads.training import FitHistory
 
 __all__ = ["SeedsHead"]
 
 
 @register_head_wrapper("seeds")
-class SeedsHead(Head):
+class SeedsHead(DelegatesToBase, Head):
     """``k`` copies of ``base`` (untrained), averaged."""
 
     def __init__(self, base: Head, k: int = 2):
@@ -46,21 +46,6 @@ class SeedsHead(Head):
 
     def predict_outputs(self, X, owner=None):
         return np.mean([m.predict_outputs(X, owner) for m in self.members], axis=0).astype(np.float32)
-
-    def outputs_to_proba(self, outputs):
-        return self.base.outputs_to_proba(outputs)
-
-    def decoder(self, *a, **k):
-        return self.base.decoder(*a, **k)
-
-    def fuse(self, *a, **k):
-        return self.base.fuse(*a, **k)
-
-    def input_pooling(self, pooling):
-        return self.base.input_pooling(pooling)
-
-    def config(self) -> dict:
-        return self.base.config()
 
     def __getattr__(self, name: str) -> Any:  # e.g. gates() of a gated head: the first copy's
         if name in ("members", "base"):
