@@ -43,7 +43,9 @@ __all__ = ["write_run", "compare_runs", "format_compare", "results_markdown", "l
 
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """``json.dumps(default=...)`` for results: numpy scalars and arrays as Python values, any
+    other object as its ``str``."""
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):
@@ -395,7 +397,7 @@ def write_run(result, out: str | os.PathLike) -> Path:
             files["selection"] = "plots/selection.png"
     result.files = files  # the typed result knows its files; results.json is its to_dict()
     res = result.to_dict()
-    _atomic_write(out / "results.json", (json.dumps(res, indent=2, default=_json_default) + "\n").encode())
+    _atomic_write(out / "results.json", (json.dumps(res, indent=2, default=json_default) + "\n").encode())
     _atomic_write(out / "results.md", results_markdown(res).encode())
     _remove_stale(out, previous - set(files.values()) - {"results.json", "results.md", "config.json"})
     return out

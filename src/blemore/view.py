@@ -41,7 +41,7 @@ from blemore._io import atomic_write_bytes
 from blemore.errors import BlemoreError
 from blemore.labels import EMOTION_NAMES, EMOTIONS, INVALID, TARGET_NAMES, parse_clip_id
 from blemore.media import MediaError, probe
-from blemore.report import compare_runs
+from blemore.report import compare_runs, json_default
 from blemore.media import AUDIO_EXTENSIONS
 
 __all__ = ["render_view", "write_view", "write_timelines", "thin_timeline", "bundle_timeline_records", "read_timelines", "timelines_path", "ViewError",
@@ -179,18 +179,10 @@ def _e(x: Any) -> str:
 def _json_script(obj: Any, id_: str) -> str:
     """JSON inside ``<script type="application/json">``: no ``</script>``, no HTML-significant
     characters, no line separators that break JS parsers."""
-    text = json.dumps(obj, allow_nan=False, default=_json_default)
+    text = json.dumps(obj, allow_nan=False, default=json_default)
     for a, b in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(a, b)
     return f'<script type="application/json" id="{_e(id_)}">{text}</script>'
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
