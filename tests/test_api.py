@@ -1,8 +1,5 @@
 """The top-level API: lazy names, no torch on import, load_model(...).predict on features and
 media -> a DataFrame, score on that DataFrame."""
-import json
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -11,6 +8,7 @@ import pytest
 
 import blemore
 from blemore.labels import EMOTIONS
+from helpers import mark_as_egemaps, run_python
 
 COLUMNS = ["clip", "emotions", "saliences", "label", *[f"p_{e}" for e in EMOTIONS]]
 
@@ -19,8 +17,7 @@ def test_import_is_light_and_names_resolve():
     code = ("import sys, blemore\n"
             "heavy = [m for m in ('torch', 'pandas', 'av', 'sklearn') if m in sys.modules]\n"
             "print(heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert run_python(code) == "[]"
     from blemore.decode import calibrate
     from blemore.experiment import run_experiment, train_model
 
@@ -40,17 +37,13 @@ def model_dir(tmp_path_factory):
     """A tiny model on synthetic features whose store says they are eGeMAPS descriptors (25 per
     10 ms), so the model can also extract its features from media files."""
     from blemore.config import ExperimentConfig
-    from blemore.extractors import create_extractor
     from blemore.synth.features import generate_feature_corpus
 
     root = tmp_path_factory.mktemp("api")
     corpus = generate_feature_corpus(root / "corpus", n_train_actors=5, n_test_actors=1, n_train_clips=None,
                                      n_test_clips=None, clips_per_actor=36, sources=("audio",), dim=25,
                                      frames=(4, 8), signal=2.5, seed=7)
-    cfg_path = corpus.sources["audio"] / "config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg.update(create_extractor("egemaps").config_dict())
-    cfg_path.write_text(json.dumps(cfg))
+    mark_as_egemaps(corpus.sources["audio"])
     blemore.train(ExperimentConfig(metadata=str(corpus.train_metadata), features=[str(corpus.sources["audio"])],
                                    head="linear", preset="fast", train={"epochs": 2, "batch_size": 64},
                                    threads=1, plots=False, model_dir=str(root / "model")), progress=False)

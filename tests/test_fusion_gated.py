@@ -11,7 +11,7 @@ from blemore.fusion_gated import gate_summary
 from blemore.heads.gated import GatedHead
 from blemore.heads.training import TrainSpec
 from blemore.report import results_markdown
-from blemore.synth.temporal import generate_temporal_corpus
+from helpers import tiny_temporal_corpus
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -45,9 +45,7 @@ def test_gate_summary_against_a_loop():
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    return generate_temporal_corpus(tmp_path_factory.mktemp("gated"), n_train_actors=3, n_test_actors=1,
-                                    n_train_clips=108, n_test_clips=36, dim=5, latent=4, frames=(12, 24),
-                                    event=(3, 6), folds=3, seed=2)
+    return tiny_temporal_corpus(tmp_path_factory.mktemp("gated"), dim=5, frames=(12, 24), seed=2)
 
 
 def test_gated_run_report_and_bundle(corpus, tmp_path):

@@ -11,7 +11,7 @@ from blemore.heads.base import HeadError, create_head
 from blemore.heads.losses import soft_loss
 from blemore.heads.training import TrainSpec
 from blemore.pooling import Pooling, frame_slots, frame_windows
-from blemore.synth.temporal import generate_temporal_corpus
+from helpers import mark_as_egemaps, tiny_temporal_corpus
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SEQ = ("attn-pool", "bigru-attn", "transformer")
@@ -121,9 +121,7 @@ def test_bad_options_listed_at_once_and_losses():
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    return generate_temporal_corpus(tmp_path_factory.mktemp("seq"), n_train_actors=3, n_test_actors=1,
-                                    n_train_clips=108, n_test_clips=36, dim=6, latent=4, frames=(12, 30),
-                                    event=(3, 6), folds=3, seed=1)
+    return tiny_temporal_corpus(tmp_path_factory.mktemp("seq"), dim=6, frames=(12, 30), seed=1)
 
 
 def test_runner_feeds_frames_and_bundle_round_trips(corpus, tmp_path):
@@ -204,19 +202,11 @@ def test_padded_windows_raise_no_input_warning(corpus, tmp_path):
 def test_sequence_bundle_predicts_media(tmp_path):
     """A sequence-head model whose store says its features are eGeMAPS descriptors extracts
     them from a media file and predicts it (frames resampled like training clips)."""
-    import json
-
     import blemore
-    from blemore.extractors import create_extractor
     from media_fixtures import make_voice_file
 
-    c = generate_temporal_corpus(tmp_path / "c", n_train_actors=3, n_test_actors=1, n_train_clips=108,
-                                 n_test_clips=36, sources=("audio",), dim=25, latent=4, frames=(12, 24),
-                                 event=(3, 6), folds=3, seed=9)
-    cfg_path = c.sources["audio"] / "config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg.update(create_extractor("egemaps").config_dict())
-    cfg_path.write_text(json.dumps(cfg))
+    c = tiny_temporal_corpus(tmp_path / "c", sources=("audio",), dim=25, frames=(12, 24), seed=9)
+    mark_as_egemaps(c.sources["audio"])
     blemore.train(ExperimentConfig(metadata=str(c.train_metadata), features=[str(c.sources["audio"])],
                                    head="bigru-attn", head_options={"frames": 8, "hidden": 8, "heads": 2},
                                    preset="fast", train={"epochs": 2, "batch_size": 32}, threads=1, plots=False,

@@ -2,14 +2,13 @@
 and every file the main writers produce has that mode."""
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from blemore import _io
+from helpers import run_python
 
 
 @pytest.fixture
@@ -89,8 +88,7 @@ def test_import_does_not_touch_the_umask():
     code = ("import os; os.umask(0o037)\n"
             "import blemore, blemore._io, blemore.store, blemore.media, blemore.dataset, blemore.bundle\n"
             "m = os.umask(0); print(oct(m))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "0o37"
+    assert run_python(code) == "0o37"
 
 
 def _walk_files(root: Path) -> list[Path]:
