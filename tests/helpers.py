@@ -29,6 +29,20 @@ def tiny_temporal_corpus(out: str | Path, **options: Any):
     return generate_temporal_corpus(out, **{**kw, **options})
 
 
+def tiny_config(corpus, sources: Iterable[str] = ("video", "audio"), *, test: bool = True, **options: Any):
+    """An :class:`~blemore.config.ExperimentConfig` that trains a small head on ``corpus`` (a
+    synthetic corpus) in seconds: its ``sources``, its test metadata when ``test``, the fast
+    preset, 2 epochs of batch 32 at lr 0.01, one thread, no plots; ``options`` override or add."""
+    from blemore.config import ExperimentConfig
+
+    kw: dict[str, Any] = dict(metadata=str(corpus.train_metadata), features=[str(corpus.sources[s]) for s in sources],
+                              preset="fast", train={"epochs": 2, "batch_size": 32, "lr": 1e-2}, threads=1,
+                              plots=False)
+    if test:
+        kw["test_metadata"] = str(corpus.test_metadata)
+    return ExperimentConfig(**{**kw, **options})
+
+
 def mark_as_egemaps(store: Path) -> None:
     """Make a (synthetic, 25-d) feature store say it holds eGeMAPS descriptors, so that a model
     trained on it can extract its features from media files."""

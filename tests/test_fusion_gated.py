@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from blemore.bundle import ModelBundle
-from blemore.config import ExperimentConfig
 from blemore.experiment import run_experiment
 from blemore.fusion import create_fusion
 from blemore.heads.base import HeadError, create_head
@@ -11,7 +10,7 @@ from blemore.fusion_gated import gate_summary
 from blemore.heads.gated import GatedHead
 from blemore.heads.training import TrainSpec
 from blemore.report import results_markdown
-from helpers import tiny_temporal_corpus
+from helpers import tiny_config, tiny_temporal_corpus
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -49,11 +48,8 @@ def corpus(tmp_path_factory):
 
 
 def test_gated_run_report_and_bundle(corpus, tmp_path):
-    cfg = ExperimentConfig(metadata=str(corpus.train_metadata), test_metadata=str(corpus.test_metadata),
-                           features=[str(corpus.sources["video"]), str(corpus.sources["audio"])],
-                           head="mlp", head_options={"hidden": 8}, fusion="gated", fusion_options={"top": 1, "shared": 8},
-                           preset="fast", train={"epochs": 2, "batch_size": 32, "lr": 1e-2}, threads=1, plots=False,
-                           model_dir=str(tmp_path / "model"))
+    cfg = tiny_config(corpus, head="mlp", head_options={"hidden": 8}, fusion="gated",
+                      fusion_options={"top": 1, "shared": 8}, model_dir=str(tmp_path / "model"))
     r = run_experiment(cfg, progress=False, write=False)
     g = r.results["gating"]
     assert set(g["overall"]) == {"video", "audio"}
@@ -71,11 +67,8 @@ def test_gated_run_report_and_bundle(corpus, tmp_path):
 
 
 def test_gated_over_sequence_heads_one_encoder_per_source(corpus):
-    cfg = ExperimentConfig(metadata=str(corpus.train_metadata),
-                           features=[str(corpus.sources["video"]), str(corpus.sources["audio"])],
-                           head="attn-pool", head_options={"frames": 6, "hidden": 8, "heads": 2},
-                           fusion="gated", fusion_options={"top": 2, "shared": 8}, preset="fast",
-                           train={"epochs": 2, "batch_size": 32, "lr": 1e-2}, threads=1, plots=False)
+    cfg = tiny_config(corpus, test=False, head="attn-pool", head_options={"frames": 6, "hidden": 8, "heads": 2},
+                      fusion="gated", fusion_options={"top": 2, "shared": 8})
     r = run_experiment(cfg, progress=False, write=False, final=False)
     g = r.results["gating"]["overall"]
     assert g["video"]["selected"] == g["audio"]["selected"] == 1.0  # top=2 of 2

@@ -4,14 +4,13 @@ import numpy as np
 import pytest
 
 from blemore.bundle import ModelBundle
-from blemore.config import ExperimentConfig
 from blemore.experiment import Experiment, run_experiment
 from blemore.features import Standardize, TransformChain
 from blemore.heads.base import HeadError, create_head
 from blemore.heads.losses import soft_loss
 from blemore.heads.training import TrainSpec
 from blemore.pooling import Pooling, frame_slots, frame_windows
-from helpers import mark_as_egemaps, tiny_temporal_corpus
+from helpers import mark_as_egemaps, tiny_config, tiny_temporal_corpus
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SEQ = ("attn-pool", "bigru-attn", "transformer")
@@ -125,11 +124,8 @@ def corpus(tmp_path_factory):
 
 
 def test_runner_feeds_frames_and_bundle_round_trips(corpus, tmp_path):
-    cfg = ExperimentConfig(metadata=str(corpus.train_metadata), test_metadata=str(corpus.test_metadata),
-                           features=[str(corpus.sources["video"]), str(corpus.sources["audio"])],
-                           head="attn-pool", head_options={"frames": 8, "hidden": 8, "heads": 2},
-                           preset="fast", train={"epochs": 2, "batch_size": 32, "lr": 1e-2}, threads=1,
-                           plots=False, model_dir=str(tmp_path / "model"))
+    cfg = tiny_config(corpus, head="attn-pool", head_options={"frames": 8, "hidden": 8, "heads": 2},
+                      model_dir=str(tmp_path / "model"))
     exp = Experiment(cfg, progress=False)
     assert exp.pooling == Pooling(kind="frames", window=8)  # asked for by the head, not by its name
     assert exp.features.rows(exp.groups[0], exp.train_pos[:2])[0].shape == (2, 8 * 12)
@@ -151,10 +147,8 @@ def test_runner_feeds_frames_and_bundle_round_trips(corpus, tmp_path):
 
 
 def test_windowed_frames_single_source(corpus):
-    cfg = ExperimentConfig(metadata=str(corpus.train_metadata), features=[str(corpus.sources["audio"])],
-                           head="bigru-attn", head_options={"frames": 10, "stride": 5, "hidden": 8, "heads": 2},
-                           preset="fast", train={"epochs": 2, "batch_size": 32, "lr": 1e-2}, threads=1,
-                           plots=False, selection="paper")
+    cfg = tiny_config(corpus, ("audio",), test=False, head="bigru-attn",
+                      head_options={"frames": 10, "stride": 5, "hidden": 8, "heads": 2}, selection="paper")
     exp = Experiment(cfg, progress=False)
     X, owner = exp.features.rows(["audio"], exp.train_pos)
     assert X.shape[1] == 60 and owner is not None and len(X) > len(exp.train_pos)  # long clips in windows
@@ -186,11 +180,10 @@ def test_padded_windows_raise_no_input_warning(corpus, tmp_path):
 
     from blemore.validate import InputWarning
 
-    cfg = ExperimentConfig(metadata=str(corpus.train_metadata), test_metadata=str(corpus.test_metadata),
-                           features=[str(corpus.sources["audio"])], head="attn-pool",
-                           head_options={"frames": 40, "stride": 20, "hidden": 8, "heads": 2},  # mostly padding
-                           preset="fast", train={"epochs": 1, "batch_size": 32, "lr": 1e-2}, threads=1, plots=False,
-                           selection="paper", model_dir=str(tmp_path / "m"))
+    cfg = tiny_config(corpus, ("audio",), head="attn-pool",
+                      head_options={"frames": 40, "stride": 20, "hidden": 8, "heads": 2},  # mostly padding
+                      train={"epochs": 1, "batch_size": 32, "lr": 1e-2}, selection="paper",
+                      model_dir=str(tmp_path / "m"))
     r = run_experiment(cfg, progress=False, write=False)
     model = ModelBundle.load(tmp_path / "m")
     with warnings.catch_warnings(record=True) as w:
@@ -207,10 +200,9 @@ def test_sequence_bundle_predicts_media(tmp_path):
 
     c = tiny_temporal_corpus(tmp_path / "c", sources=("audio",), dim=25, frames=(12, 24), seed=9)
     mark_as_egemaps(c.sources["audio"])
-    blemore.train(ExperimentConfig(metadata=str(c.train_metadata), features=[str(c.sources["audio"])],
-                                   head="bigru-attn", head_options={"frames": 8, "hidden": 8, "heads": 2},
-                                   preset="fast", train={"epochs": 2, "batch_size": 32}, threads=1, plots=False,
-                                   model_dir=str(tmp_path / "m")), progress=False)
+    blemore.train(tiny_config(c, ("audio",), test=False, head="bigru-attn",
+                              head_options={"frames": 8, "hidden": 8, "heads": 2},
+                              train={"epochs": 2, "batch_size": 32}, model_dir=str(tmp_path / "m")), progress=False)
     media = make_voice_file(tmp_path / "A999_hap_int1_ver1.wav", seconds=1.0)
     table = blemore.load_model(tmp_path / "m").predict([media], progress=False)
     assert list(table["clip"]) == ["A999_hap_int1_ver1"]
