@@ -104,3 +104,61 @@ def test_format_error_wraps_the_first_line_only():
     assert lines[0].startswith("error: x.csv:") and all(len(line) <= 60 for line in lines)
     assert lines[-2:] == ["  problem one", "  problem two"]
     assert format_error("a b c") == "error: a b c"
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli_bad_options")
+    c = generate_feature_corpus(root / "corpus", n_train_actors=5, n_test_actors=0, n_train_clips=None,
+                                n_test_clips=None, clips_per_actor=36, sources=["a"], dim=4,
+                                frames=(2, 3), folds=5, seed=1, progress=False)
+    return c
+
+
+# Each of these showed a traceback (a builtin ValueError from blemore.pooling) before the
+# raises became PoolingError; they fail before any training starts, so they are fast.
+@pytest.mark.parametrize("extra, needle", [
+    (["--pooling", "windows", "--window", "0"], "--window"),
+    (["--pooling", "windows", "--stride", "-1"], "--stride"),
+    (["--pooling", "windows", "--window", "-3"], "--window"),
+])
+def test_bad_user_options_are_one_paragraph(tiny_corpus, tmp_path, extra, needle):
+    r = _invoke(["train", "--metadata", tiny_corpus.train_metadata, "--features", tiny_corpus.sources["a"],
+                 "--out", tmp_path / "model", "--preset", "fast", "--epochs", "1", "--threads", "1", "--quiet",
+                 *extra])
+    assert r.exit_code == 2, r.output
+    assert isinstance(r.exception, SystemExit) and "Traceback" not in r.output
+    err = r.stderr
+    assert err.startswith("error: ") and err.count("error:") == 1, err
+    assert "\n\n" not in err.strip(), err
+    assert needle in err, err
+
+
+def test_library_option_errors_are_blemore_errors():
+    """Raises that a user's option reaches are the owning module's BlemoreError, and still the
+    builtin ValueError that older callers catch."""
+    import numpy as np
+
+    from blemore.dataset import DatasetError, build_index
+    from blemore.decode import DecodeError, calibrate, decode_probabilities
+    from blemore.fusion import FusionError, fuse_probabilities
+    from blemore.heads.base import HeadError
+    from blemore.heads.mlp import MLP256Head
+    from blemore.late_fusion import weight_grid
+    from blemore.pooling import PoolingError, pool_stats, windows
+
+    cases = [
+        (PoolingError, lambda: windows(np.zeros((4, 2)), size=0)),
+        (PoolingError, lambda: pool_stats(np.zeros((4, 2)), stats=["mode"])),
+        (FusionError, lambda: fuse_probabilities([np.zeros((2, 6))], mode="median")),
+        (FusionError, lambda: weight_grid(2, step=0.3)),
+        (DecodeError, lambda: decode_probabilities(np.zeros((2, 5)), 0.5, 0.1)),
+        (DecodeError, lambda: calibrate(np.full((1, 6), 1 / 6), [0], alphas=[], betas=[0.1])),
+        (DatasetError, lambda: build_index(None, None)),
+        (HeadError, lambda: MLP256Head(dropout=2.0)),
+        (HeadError, lambda: MLP256Head(hidden=-1)),
+    ]
+    for cls, call in cases:
+        with pytest.raises(cls) as info:
+            call()
+        assert isinstance(info.value, BlemoreError) and isinstance(info.value, ValueError), info.value

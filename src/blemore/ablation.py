@@ -30,7 +30,9 @@ import numpy as np
 
 from blemore._io import atomic_write_bytes as _atomic_write
 from blemore.errors import BlemoreError
+from blemore.dataset import load_metadata
 from blemore.experiment import Experiment, run_experiment
+from blemore.features import load_features
 from blemore.fusion import list_fusions
 from blemore.heads.base import create_head, list_heads
 from blemore.heads.training import aggregate_rows
@@ -42,6 +44,7 @@ from blemore.normalise import (
     evaluate_identity_grouping,
     identity_groups,
 )
+from blemore.pooling import Pooling
 from blemore.report import write_run
 
 __all__ = [
@@ -181,7 +184,7 @@ def sign_flip_p(diffs: Sequence[float]) -> float:
     if n == 0:
         return 1.0
     if n > 16:
-        raise ValueError("the exact sign-flip test enumerates 2^n patterns; use at most 16 folds")
+        raise AblationError("the exact sign-flip test enumerates 2^n patterns; use at most 16 folds")
     obs = abs(d.mean())
     signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
     means = np.abs(signs @ d / n)
@@ -192,7 +195,7 @@ def paired_differences(a: Sequence[float], b: Sequence[float]) -> dict:
     """Per-fold differences ``a - b`` with their mean, std, wins/losses and sign-flip p."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
-        raise ValueError(f"paired differences need the same folds, got {len(a)} and {len(b)} values")
+        raise AblationError(f"paired differences need the same folds, got {len(a)} and {len(b)} values")
     d = a - b
     return {"mean": float(d.mean()) if len(d) else 0.0, "std": float(d.std()) if len(d) else 0.0,
             "folds": [float(x) for x in d], "wins": int((d > 1e-12).sum()), "losses": int((d < -1e-12).sum()),
@@ -409,17 +412,64 @@ def _grouping_report(base, n_groups) -> dict | None:
     return out
 
 
-def _run_config(run: Callable, cfg) -> tuple[Any, float]:
-    """Engine item: one configuration, nothing written (the driver writes the run folder)."""
+@dataclass
+class _Inputs:
+    """What a configuration reads, loaded once by the driver: the metadata tables, the pooled
+    features and the warnings loading raised (shipped to the engine's workers in ``shared``)."""
+
+    table: Any
+    test_table: Any
+    features: Any
+    warnings: list[str]
+
+
+def _inputs_key(cfg) -> tuple:
+    """What decides a configuration's loaded inputs: the tables, the sources, the pooling its
+    head asks for (:meth:`blemore.heads.base.Head.input_pooling`) and the missing-data policy."""
+    pooling = create_head(cfg.head, **cfg.head_options).input_pooling(
+        Pooling(kind=cfg.pooling, window=cfg.window, stride=cfg.stride))
+    return (str(cfg.metadata), str(cfg.test_metadata or ""), tuple(str(f) for f in cfg.features),
+            repr(pooling), cfg.missing)
+
+
+def _load_inputs(cfg, progress: bool) -> _Inputs:
+    """The tables and features :class:`~blemore.experiment.Experiment` would load for ``cfg``
+    (same clip ids in the same order, same policy), with the warnings loading raised."""
+    cfg.validate()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = load_metadata(cfg.metadata)
+        test = load_metadata(cfg.test_metadata, split="test") if cfg.test_metadata else None
+        ids = table["clip_id"][table["split"] == "train"].tolist() + ([] if test is None else test["clip_id"].tolist())
+        pooling = create_head(cfg.head, **cfg.head_options).input_pooling(
+            Pooling(kind=cfg.pooling, window=cfg.window, stride=cfg.stride))
+        features = load_features(cfg.features, ids, pooling, missing=cfg.missing, progress=progress)
+    return _Inputs(table, test, features, [str(w.message) for w in caught])
+
+
+def _run_config(shared: tuple[Callable, list], item: tuple) -> tuple[Any, float]:
+    """Engine item ``(config, inputs index)``: one configuration, nothing written (the driver
+    writes the run folder); with an index, on the driver's loaded inputs (``shared``) instead
+    of reading the metadata and feature folders here."""
+    run, inputs = shared
+    cfg, k = item
     t0 = time.perf_counter()
-    r = run(cfg, progress=False, write=False)
+    if k is None:
+        r = run(cfg, progress=False, write=False)
+    else:
+        d = inputs[k]
+        r = run(cfg, progress=False, write=False, table=d.table, test_table=d.test_table, features=d.features,
+                input_warnings=d.warnings)
     return r, time.perf_counter() - t0
 
 
 def _run_configs(cfgs: Sequence, run: Callable, progress: bool, write_runs: bool, log: Callable[[str], None],
                  keys: Sequence[str], engine: Any):
     """``(RunResult, seconds)`` per configuration, in order: one after another here, or as
-    items of ``engine`` (the run folders are then written here, from the results)."""
+    items of ``engine`` (the run folders are then written here, from the results). On an
+    engine, with the default runner, the driver loads each distinct input (tables, sources,
+    pooling, missing policy) once and ships them all in ``shared`` (Ray: one ``ray.put``, one
+    copy per node): the workers read no metadata or feature folder."""
     if engine is None or engine.inline:
         for i, cfg in enumerate(cfgs):
             log(f"[{i + 1}/{len(cfgs)}] {keys[i]}")
@@ -427,10 +477,25 @@ def _run_configs(cfgs: Sequence, run: Callable, progress: bool, write_runs: bool
             r = run(cfg, progress=progress, write=write_runs)
             yield r, time.perf_counter() - t0
         return
+    inputs: list[_Inputs] = []
+    items = []
+    if run is run_experiment:
+        index: dict[tuple, int] = {}
+        for cfg in cfgs:
+            key = _inputs_key(cfg)
+            if key not in index:
+                index[key] = len(inputs)
+                inputs.append(_load_inputs(cfg, progress))
+                for msg in inputs[-1].warnings:
+                    warnings.warn(msg, stacklevel=2)
+            items.append((cfg, index[key]))
+        log(f"{len(inputs)} feature input(s) loaded here, shipped once to the {engine.name} engine")
+    else:  # a replaced runner (tests): it reads what it reads
+        items = [(cfg, None) for cfg in cfgs]
     got: dict[int, tuple[Any, float]] = {}
     errors = []
     log(f"{len(cfgs)} configurations on the {engine.name} engine")
-    for o in engine.map(_run_config, cfgs, shared=run):
+    for o in engine.map(_run_config, items, shared=(run, inputs)):
         if not o.ok:
             errors.append(f"{keys[o.index]}: {o.error}")
             continue
@@ -471,8 +536,9 @@ def run_ablation(
     ``ablation.md`` and ``ablation.json`` into ``out`` (when given), each run into
     ``out/<configuration>``. ``run`` replaces :func:`blemore.experiment.run_experiment`
     (tests). ``engine`` (a :class:`blemore.engines.Engine`) runs the configurations, one item
-    each, with the same results as ``None`` (one after another here); each configuration
-    reads its features by path, so remote workers need the feature stores at the same paths.
+    each, with the same results as ``None`` (one after another here); the driver loads the
+    metadata and features once per distinct input and ships them in the engine's ``shared``
+    (one copy per Ray node), so workers need no access to the feature stores.
     ``variants``: ``(label, config overrides)`` pairs crossed with every combination (e.g.
     ``("thresholds=per-actor", {"thresholds": "per-actor"})``); the first is the reference's.
     """

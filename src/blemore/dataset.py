@@ -179,7 +179,7 @@ def clip_table(
         for i, a in zip(infos, actors)]
     if split is None or isinstance(split, str):
         if split is not None and split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+            raise DatasetError("split", [f"must be one of {SPLITS}, got {split!r}"])
         splits = [split or _default_split(i) for i in infos]
     else:
         splits = list(split)
@@ -313,7 +313,7 @@ def load_metadata(csv_path: str | os.PathLike, split: str | None = None) -> pd.D
     folds that are not integers, an actor that disagrees with the id.
     """
     if split is not None and split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
+        raise DatasetError("split", [f"must be one of {SPLITS} or None, got {split!r}"])
     src = str(csv_path)
     try:
         df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
@@ -565,9 +565,9 @@ def build_index(
     metadata clips, ``"inner"`` keeps clips that have both an entry and a file.
     """
     if how not in ("outer", "left", "inner"):
-        raise ValueError(f"how must be 'outer', 'left' or 'inner', got {how!r}")
+        raise DatasetError("build_index(how=...)", [f"must be 'outer', 'left' or 'inner', got {how!r}"])
     if metadata is None and folder is None and test_metadata is None:
-        raise ValueError("build_index needs metadata, a folder, or both")
+        raise DatasetError("build_index", ["needs metadata, a folder, or both"])
     tables = []
     if metadata is not None:
         tables.append(_as_table(metadata))
@@ -693,14 +693,14 @@ def _assign_folds(
     sub: pd.DataFrame, k: int, seed: int, gender_column: str | None, existing: np.ndarray | None
 ) -> np.ndarray:
     if k < 2:
-        raise ValueError(f"k must be at least 2, got {k}")
+        raise DatasetError("folds", [f"the number of folds k must be at least 2, got {k}"])
     actors = sub["actor"].tolist()
     missing = [c for c, a in zip(sub["clip_id"], actors) if a is None]
     if missing:
         raise DatasetError("make_folds", [f"clip {c!r} has no actor, so it cannot join an actor-disjoint fold"
                                           for c in missing])
     if gender_column is not None and gender_column not in sub.columns:
-        raise ValueError(f"no column {gender_column!r} in the table (columns: {', '.join(sub.columns)})")
+        raise DatasetError("gender column", [f"no column {gender_column!r} in the table (columns: {', '.join(sub.columns)})"])
     names = sorted(set(actors))
     idx = {a: i for i, a in enumerate(names)}
     a_of_row = np.array([idx[a] for a in actors], dtype=np.int64)

@@ -35,10 +35,15 @@ from blemore.labels import (
     TARGETS,
     Label,
 )
+from blemore.errors import BlemoreError
 from blemore.predictions import read_probabilities
 
 PAPER_GRID: np.ndarray = np.linspace(0.05, 0.95, 20)
 """The paper's grid for both alpha and beta."""
+
+
+class DecodeError(BlemoreError, ValueError):
+    """Probabilities, targets or threshold grids that cannot be decoded or calibrated on."""
 
 _NEU = EMOTION_INDEX[NEUTRAL]
 _N = len(EMOTIONS)
@@ -64,10 +69,10 @@ class TopTwo:
     def of(cls, probs: np.ndarray) -> "TopTwo":
         probs = np.asarray(probs, dtype=np.float64)
         if probs.ndim != 2 or probs.shape[1] != _N:
-            raise ValueError(f"probabilities must have shape (n, {_N}) in the order {EMOTIONS}, got {probs.shape}")
+            raise DecodeError(f"probabilities must have shape (n, {_N}) in the order {EMOTIONS}, got {probs.shape}")
         if not np.all(np.isfinite(probs)):
             bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
-            raise ValueError(f"probabilities must be finite; {len(bad)} row(s) are not, first rows: {bad[:10].tolist()}")
+            raise DecodeError(f"probabilities must be finite; {len(bad)} row(s) are not, first rows: {bad[:10].tolist()}")
         order = np.argsort(-probs, axis=1, kind="stable")[:, :2]
         i1, i2 = order[:, 0], order[:, 1]
         rows = np.arange(len(probs))
@@ -157,16 +162,16 @@ def calibrate(
     alphas = np.array(PAPER_GRID if alphas is None else alphas, dtype=np.float64).ravel()
     betas = np.array(PAPER_GRID if betas is None else betas, dtype=np.float64).ravel()
     if alphas.size == 0 or betas.size == 0:
-        raise ValueError("the alpha and beta grids must not be empty")
+        raise DecodeError("the alpha and beta grids must not be empty")
     true_target = np.asarray(true_target, dtype=np.int64).ravel()
     if np.any(true_target < 0) or np.any(true_target >= len(TARGETS)):
-        raise ValueError("true targets must be valid target indices 0..35")
+        raise DecodeError("true targets must be valid target indices 0..35")
     tt = TopTwo.of(probs)
     n = len(true_target)
     if n == 0:
-        raise ValueError("cannot calibrate on zero clips")
+        raise DecodeError("cannot calibrate on zero clips")
     if len(tt.i1) != n:
-        raise ValueError(f"{len(tt.i1)} probability rows but {n} true targets")
+        raise DecodeError(f"{len(tt.i1)} probability rows but {n} true targets")
     true_mask = TARGET_TO_MASK[true_target]
     blend = TARGET_IS_BLEND[true_target]
     nb = int(blend.sum())
@@ -224,7 +229,7 @@ def save_probabilities(path: str | os.PathLike, clip_ids: Sequence[str], probs: 
 
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2 or probs.shape != (len(clip_ids), _N):
-        raise ValueError(f"probabilities must have shape ({len(clip_ids)}, {_N}), got {probs.shape}")
+        raise DecodeError(f"probabilities must have shape ({len(clip_ids)}, {_N}), got {probs.shape}")
     df = pd.DataFrame(probs, columns=list(EMOTIONS))
     df.insert(0, "filename", list(clip_ids))
     path = Path(path)
@@ -233,5 +238,5 @@ def save_probabilities(path: str | os.PathLike, clip_ids: Sequence[str], probs: 
     return path
 
 
-__all__ = ["PAPER_GRID", "load_probabilities", "save_probabilities", "TopTwo", "decode_probabilities", "decode_to_labels",
+__all__ = ["DecodeError", "PAPER_GRID", "load_probabilities", "save_probabilities", "TopTwo", "decode_probabilities", "decode_to_labels",
            "decode_to_predictions", "Calibration", "calibrate", "INVALID"]

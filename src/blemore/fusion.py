@@ -33,10 +33,10 @@ class FusionError(BlemoreError, ValueError):
 def early_fusion(blocks: Sequence[np.ndarray]) -> np.ndarray:
     """Concatenate row-aligned feature blocks ``[(N, F1), (N, F2), ...] -> (N, F1 + F2 + ...)``."""
     if not blocks:
-        raise ValueError("nothing to fuse")
+        raise FusionError("nothing to fuse")
     n = {len(b) for b in blocks}
     if len(n) != 1:
-        raise ValueError(f"blocks must have the same number of rows, got {[len(b) for b in blocks]}")
+        raise FusionError(f"blocks must have the same number of rows, got {[len(b) for b in blocks]}")
     return np.concatenate([np.asarray(b, dtype=np.float32) for b in blocks], axis=1)
 
 
@@ -45,13 +45,13 @@ def fuse_probabilities(outputs: Sequence[np.ndarray], weights: Sequence[float] |
     """Weighted mean of probability arrays (``mode="prob"``) or of their logs, renormalised
     (``mode="logit"``: for softmax outputs the same as averaging logits)."""
     if not outputs:
-        raise ValueError("nothing to fuse")
+        raise FusionError("nothing to fuse")
     shapes = {np.shape(o) for o in outputs}
     if len(shapes) != 1:
-        raise ValueError(f"outputs to fuse must have one shape, got {sorted(shapes)}")
+        raise FusionError(f"outputs to fuse must have one shape, got {sorted(shapes)}")
     w = np.ones(len(outputs)) if weights is None else np.asarray(weights, dtype=np.float64)
     if len(w) != len(outputs) or np.any(w < 0) or w.sum() <= 0:
-        raise ValueError(f"need {len(outputs)} non-negative weights with a positive sum, got {list(w)}")
+        raise FusionError(f"need {len(outputs)} non-negative weights with a positive sum, got {list(w)}")
     w = w / w.sum()
     stack = np.stack([np.asarray(o, dtype=np.float64) for o in outputs])
     if mode == "prob":
@@ -62,7 +62,7 @@ def fuse_probabilities(outputs: Sequence[np.ndarray], weights: Sequence[float] |
         out = np.exp(z)
         out /= out.sum(axis=-1, keepdims=True)
     else:
-        raise ValueError(f"fusion mode must be 'prob' or 'logit', got {mode!r}")
+        raise FusionError(f"fusion mode must be 'prob' or 'logit', got {mode!r}")
     return out.astype(np.float32)
 
 
@@ -139,7 +139,7 @@ class LateFusion(Fusion):
 
     def __init__(self, weights: Sequence[float] | None = None, mode: str = "prob", **options: Any):
         if mode not in ("prob", "logit"):
-            raise ValueError(f"late fusion mode must be 'prob' or 'logit', got {mode!r}")
+            raise FusionError(f"late fusion mode must be 'prob' or 'logit', got {mode!r}")
         super().__init__(weights=None if weights is None else [float(w) for w in weights], mode=mode, **options)
 
     def groups(self, sources):
@@ -148,5 +148,5 @@ class LateFusion(Fusion):
     def select_weights(self, outputs, true_target, head, decoder):
         w = self.options.get("weights")
         if w is not None and len(w) != len(outputs):
-            raise ValueError(f"late fusion has {len(w)} weights for {len(outputs)} sources")
+            raise FusionError(f"late fusion has {len(w)} weights for {len(outputs)} sources")
         return w

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from blemore.fusion import Fusion, register_fusion
+from blemore.fusion import Fusion, FusionError, register_fusion
 
 __all__ = ["LearnedLateFusion", "weight_grid", "choose_weights"]
 
@@ -30,10 +30,10 @@ def weight_grid(n: int, step: float = 0.1) -> np.ndarray:
     """All weight vectors of ``n`` sources on the simplex with the given step, ordered by
     distance from equal weights (so ties in score go to the most even weights)."""
     if n < 1:
-        raise ValueError(f"need at least one source, got {n}")
+        raise FusionError(f"need at least one source, got {n}")
     m = int(round(1.0 / step))
     if m < 1 or abs(m * step - 1.0) > 1e-9:
-        raise ValueError(f"step must divide 1 (e.g. 0.1, 0.125, 0.25), got {step}")
+        raise FusionError(f"step must divide 1 (e.g. 0.1, 0.125, 0.25), got {step}")
     if n == 1:
         return np.ones((1, 1))
     combos = [c for c in itertools.product(range(m + 1), repeat=n - 1) if sum(c) <= m]
@@ -48,7 +48,7 @@ def choose_weights(outputs: Sequence[np.ndarray], true_target: np.ndarray, head,
     """The weights (and their composite score) that maximise the decoder's calibrated score
     of the fused outputs on ``true_target``; the first best in :func:`weight_grid` order wins."""
     if not outputs:
-        raise ValueError("nothing to fuse")
+        raise FusionError("nothing to fuse")
     best_w, best = None, -np.inf
     for w in weight_grid(len(outputs), step):
         fused = head.fuse(list(outputs), list(w), mode)
@@ -65,7 +65,7 @@ class LearnedLateFusion(Fusion):
 
     def __init__(self, step: float = 0.1, mode: str = "prob", **options: Any):
         if mode not in ("prob", "logit"):
-            raise ValueError(f"late fusion mode must be 'prob' or 'logit', got {mode!r}")
+            raise FusionError(f"late fusion mode must be 'prob' or 'logit', got {mode!r}")
         weight_grid(2, float(step))  # validates the step
         super().__init__(step=float(step), mode=mode, **options)
 

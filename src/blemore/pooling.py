@@ -25,18 +25,25 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["STATS", "pool_stats", "pool_many", "windows", "window_many", "stat_columns", "frame_slots",
+from blemore.errors import BlemoreError
+
+__all__ = ["PoolingError", "STATS", "pool_stats", "pool_many", "windows", "window_many", "stat_columns", "frame_slots",
            "frame_windows", "Pooling"]
 
 STATS: tuple[str, ...] = ("mean", "std", "p10", "p25", "p50", "p75", "p90")
 _PERCENTILES = {"p10": 10.0, "p25": 25.0, "p50": 50.0, "p75": 75.0, "p90": 90.0}
 
 
+class PoolingError(BlemoreError, ValueError):
+    """A bad pooling setting (statistics, window length / stride, frame length) or a feature
+    array that cannot be pooled."""
+
+
 def _check_stats(stats: Sequence[str]) -> tuple[str, ...]:
     stats = tuple(stats)
     bad = [s for s in stats if s not in STATS]
     if bad or not stats:
-        raise ValueError(f"unknown statistic(s) {bad or stats}; expected a non-empty subset of {STATS}")
+        raise PoolingError(f"unknown statistic(s) {bad or stats}; expected a non-empty subset of {STATS}")
     return stats
 
 
@@ -45,7 +52,7 @@ def _as_2d(x: np.ndarray) -> np.ndarray:
     if x.ndim == 1:
         return x[None, :]
     if x.ndim != 2:
-        raise ValueError(f"features must be (T, D) or (D,), got shape {x.shape}")
+        raise PoolingError(f"features must be (T, D) or (D,), got shape {x.shape}")
     return x
 
 
@@ -105,10 +112,10 @@ def windows(x: np.ndarray, size: int = 16, stride: int | None = None, min_valid:
     such as VideoMAE's 16-frame embeddings).
     """
     if size < 1:
-        raise ValueError(f"window size must be >= 1, got {size}")
+        raise PoolingError(f"pooling window length (--window) must be >= 1, got {size}")
     stride = size if stride is None else stride
     if stride < 1:
-        raise ValueError(f"window stride must be >= 1, got {stride}")
+        raise PoolingError(f"pooling window stride (--stride) must be >= 1, got {stride}")
     x = _as_2d(x)
     t, d = x.shape
     valid = ~np.isnan(x).all(axis=1)
@@ -151,7 +158,7 @@ def frame_slots(x: np.ndarray, length: int) -> np.ndarray:
     none left stays all-NaN); with ``T < length`` slot ``i`` is frame ``floor(i * T / length)``.
     Two sources of one clip (any frame rates) land on the same time base."""
     if length < 1:
-        raise ValueError(f"frame length must be >= 1, got {length}")
+        raise PoolingError(f"frame length must be >= 1, got {length}")
     x = _as_2d(x)
     t, d = x.shape
     if t == length:
@@ -174,7 +181,7 @@ def frame_windows(x: np.ndarray, length: int, stride: int) -> np.ndarray:
     frames is one window padded with all-NaN frames; a longer one gives windows every
     ``stride`` frames, the last one ending at the clip's last frame."""
     if length < 1 or stride < 1:
-        raise ValueError(f"frame length and stride must be >= 1, got {length} and {stride}")
+        raise PoolingError(f"frame length and stride must be >= 1, got {length} and {stride}")
     x = _as_2d(x)
     t, d = x.shape
     if t <= length:
@@ -202,7 +209,7 @@ class Pooling:
 
     def __post_init__(self) -> None:
         if self.kind not in ("stats", "windows", "frames"):
-            raise ValueError(f"pooling must be 'stats', 'windows' or 'frames', got {self.kind!r}")
+            raise PoolingError(f"pooling must be 'stats', 'windows' or 'frames', got {self.kind!r}")
         _check_stats(self.stats)
 
     @property

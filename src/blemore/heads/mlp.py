@@ -8,7 +8,7 @@ paper uses none).
 """
 from __future__ import annotations
 
-from blemore.heads.base import register_head
+from blemore.heads.base import HeadError, register_head
 from blemore.heads.training import TorchHead
 
 __all__ = ["KLHead", "LinearHead", "MLP256Head", "MLP512Head"]
@@ -23,9 +23,9 @@ class KLHead(TorchHead):
     def __init__(self, hidden: int | None = None, dropout: float = 0.0):
         hidden = self.default_hidden if hidden is None else int(hidden)
         if hidden < 0:
-            raise ValueError(f"hidden must be >= 0, got {hidden}")
+            raise HeadError(f"hidden must be >= 0, got {hidden}")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise HeadError(f"dropout must be in [0, 1), got {dropout}")
         super().__init__(hidden=hidden, dropout=float(dropout))
         self.hidden = hidden
         self.dropout = float(dropout)
