@@ -162,3 +162,23 @@ def test_library_option_errors_are_blemore_errors():
         with pytest.raises(cls) as info:
             call()
         assert isinstance(info.value, BlemoreError) and isinstance(info.value, ValueError), info.value
+
+
+# Extractor settings of the right type but out of range were builtin ValueErrors raised in the
+# configs' __post_init__ (a traceback) before they became SettingsError; the extractor is named.
+@pytest.mark.parametrize("extra, needle", [
+    (["-e", "wavlm-large", "--set", "wavlm-large.chunk_seconds=0"], "chunk_seconds"),
+    (["-e", "wavlm-large", "--set", "wavlm-large.precision=fp8"], "precision"),
+    (["-e", "wavlm-large", "--layers", "12-6"], "layers"),
+    (["-e", "clip-vit-b32", "--set", "clip-vit-b32.fps=-1"], "fps"),
+    (["-e", "hsemotion", "--set", "hsemotion.output=logits"], "output"),
+])
+def test_bad_extractor_settings_are_one_paragraph(tmp_path, extra, needle):
+    clip = tmp_path / "A1_ang_int1_ver1.wav"
+    clip.write_bytes(b"RIFF")
+    r = _invoke(["extract", clip, "-o", tmp_path / "store", "-q", *extra])
+    assert r.exit_code == 2, r.output
+    assert isinstance(r.exception, SystemExit) and "Traceback" not in r.output
+    err = r.stderr
+    assert err.startswith("error: extractor ") and err.count("error:") == 1, err
+    assert "\n\n" not in err.strip() and needle in err, err

@@ -43,7 +43,7 @@ from blemore.extractors.base import Extractor, ExtractResult, get_extractor_clas
 from blemore.labels import clip_id_from_path
 from blemore.media import MEDIA_EXTENSIONS
 from blemore.store import ManifestRow, StoreWriter
-from blemore.validate import coerce_settings
+from blemore.validate import SettingsError, coerce_settings
 from blemore.extractors._face import FaceExtractor, run_face_pass
 
 __all__ = [
@@ -116,7 +116,10 @@ def build_extractors(names: Sequence[str], fps: float | None = None,
             over.setdefault("fps", float(fps))
         # typed: face-mesh.landmarks=maybe is an error, "false" is False, "3" for an int is 3
         over = coerce_settings(cls.config_class, over, owner=name)
-        out.append(cls(**over))
+        try:
+            out.append(cls(**over))
+        except SettingsError as e:  # a value of the right type but out of range: name the extractor
+            raise SettingsError(f"extractor {name}: {e}") from None
     return out
 
 

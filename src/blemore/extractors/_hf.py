@@ -45,6 +45,7 @@ import numpy as np
 from blemore import media
 from blemore.errors import BlemoreError
 from blemore.extractors.base import Extractor, ExtractorConfig, ExtractResult
+from blemore.validate import SettingsError
 
 __all__ = [
     "WeightsUnavailableError",
@@ -356,7 +357,7 @@ def autocast(device, precision: str = "auto"):
     import torch
 
     if precision not in _PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; expected one of {_PRECISIONS}")
+        raise SettingsError(f"unknown precision {precision!r}; expected one of {_PRECISIONS}")
     if precision == "auto":
         precision = "fp16" if device.type == "cuda" else "fp32"
     if precision == "fp32":
@@ -409,7 +410,7 @@ def parse_layers(spec: str | int | None) -> LayerSpec | None:
     if spec is None:
         return None
     if isinstance(spec, bool):
-        raise ValueError(f"layers must be an index or a range like '6-12', got {spec!r}")
+        raise SettingsError(f"layers must be an index or a range like '6-12', got {spec!r}")
     if isinstance(spec, int):
         return LayerSpec(spec, spec) if spec >= 0 else _bad_layers(spec)
     s = str(spec).strip().lower()
@@ -429,7 +430,7 @@ def parse_layers(spec: str | int | None) -> LayerSpec | None:
 
 
 def _bad_layers(spec: Any):
-    raise ValueError(f"layers must be a hidden-state index (e.g. '12') or an inclusive range "
+    raise SettingsError(f"layers must be a hidden-state index (e.g. '12') or an inclusive range "
                      f"(e.g. '6-12'), got {spec!r}")
 
 
@@ -569,10 +570,10 @@ class HFConfig(ExtractorConfig):
             self.layers = str(self.layers)
         parse_layers(self.layers)  # validate early, with the bad value in the message
         if int(self.batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+            raise SettingsError(f"batch_size must be >= 1, got {self.batch_size}")
         self.batch_size = int(self.batch_size)
         if self.precision not in _PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r}; expected one of {_PRECISIONS}")
+            raise SettingsError(f"unknown precision {self.precision!r}; expected one of {_PRECISIONS}")
 
 
 class HFExtractor(Extractor):

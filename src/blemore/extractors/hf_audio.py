@@ -43,6 +43,7 @@ from blemore.extractors._hf import (
     read_json,
 )
 from blemore.extractors.base import ExtractResult, register_extractor
+from blemore.validate import SettingsError
 
 __all__ = ["AudioEncoderConfig", "AudioEncoder", "HubertLarge", "WavLMLarge", "frame_geometry", "num_frames"]
 
@@ -65,9 +66,9 @@ class AudioEncoderConfig(HFConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.chunk_seconds <= 0:
-            raise ValueError(f"chunk_seconds must be > 0, got {self.chunk_seconds}")
+            raise SettingsError(f"chunk_seconds must be > 0, got {self.chunk_seconds}")
         if self.context_seconds < 0:
-            raise ValueError(f"context_seconds must be >= 0, got {self.context_seconds}")
+            raise SettingsError(f"context_seconds must be >= 0, got {self.context_seconds}")
 
 
 def frame_geometry(conv_kernel: list[int], conv_stride: list[int]) -> tuple[int, int]:

@@ -60,6 +60,7 @@ from blemore.extractors._hf import (
 )
 from blemore.extractors import _face
 from blemore.extractors.base import ExtractResult, register_extractor
+from blemore.validate import SettingsError
 
 __all__ = [
     "ImageEncoderConfig",
@@ -96,9 +97,9 @@ class ImageEncoderConfig(HFConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.output not in _OUTPUTS:
-            raise ValueError(f"output must be one of {_OUTPUTS}, got {self.output!r}")
+            raise SettingsError(f"output must be one of {_OUTPUTS}, got {self.output!r}")
         if self.fps is not None and float(self.fps) <= 0:
-            raise ValueError(f"fps must be > 0 or None, got {self.fps}")
+            raise SettingsError(f"fps must be > 0 or None, got {self.fps}")
 
 
 def imagebind_vision_to_clip(sd: dict, num_heads: int | None = None) -> tuple[dict, dict]:

@@ -67,6 +67,7 @@ from blemore.extractors._hf import (
     read_json,
 )
 from blemore.extractors.base import ExtractResult, register_extractor
+from blemore.validate import SettingsError
 
 __all__ = [
     "VideoEncoderConfig",
@@ -105,10 +106,10 @@ class VideoEncoderConfig(HFConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if int(self.frame_step) < 1 or int(self.segment_stride) < 1:
-            raise ValueError(f"frame_step and segment_stride must be >= 1, got {self.frame_step}, "
+            raise SettingsError(f"frame_step and segment_stride must be >= 1, got {self.frame_step}, "
                              f"{self.segment_stride}")
         if self.fps is not None and float(self.fps) <= 0:
-            raise ValueError(f"fps must be > 0 or None, got {self.fps}")
+            raise SettingsError(f"fps must be > 0 or None, got {self.fps}")
 
 
 def segment_starts(n_frames: int, span: int, stride: int, cover_tail: bool = True) -> list[int]:

@@ -41,6 +41,7 @@ import numpy as np
 from blemore.extractors._face import FaceExtractor, FacePassConfig, crop_face, face_box
 from blemore.extractors._hf import ExtractorUnavailableError, WeightsUnavailableError
 from blemore.extractors.base import register_extractor
+from blemore.validate import SettingsError
 
 __all__ = ["HSEmotionConfig", "HSEmotion", "HSEMOTION_CLASSES", "PROB_COLUMNS", "MODELS", "model_url",
            "add_feature_output"]
@@ -125,9 +126,9 @@ class HSEmotionConfig(FacePassConfig):
 
     def __post_init__(self) -> None:
         if self.output not in _OUTPUTS:
-            raise ValueError(f"output must be one of {_OUTPUTS}, got {self.output!r}")
+            raise SettingsError(f"output must be one of {_OUTPUTS}, got {self.output!r}")
         if not self.weights:
-            raise ValueError("weights must name a published HSEmotion model or an .onnx file")
+            raise SettingsError("weights must name a published HSEmotion model or an .onnx file")
 
 
 @register_extractor
