@@ -164,6 +164,28 @@ def test_library_option_errors_are_blemore_errors():
         assert isinstance(info.value, BlemoreError) and isinstance(info.value, ValueError), info.value
 
 
+def test_bad_weights_and_settings_of_pretrained_encoders_are_blemore_errors(tmp_path):
+    """A --weights file or folder that is not the encoder's checkpoint (WeightsError) and an
+    out-of-range layer choice (SettingsError) are user errors, and still ValueErrors."""
+    import torch
+
+    from blemore.extractors._hf import parse_layers
+    from blemore.extractors.emotion2vec import load_emotion2vec
+    from blemore.validate import SettingsError
+    from blemore.weights import WeightsError
+
+    (tmp_path / "empty").mkdir()
+    torch.save({"a": torch.zeros(2)}, tmp_path / "model.pt")
+    for call, cls, needle in [
+        (lambda: load_emotion2vec(tmp_path / "empty"), WeightsError, "no model.pt"),
+        (lambda: load_emotion2vec(tmp_path / "model.pt"), WeightsError, "not an emotion2vec"),
+        (lambda: parse_layers("30").check(24), SettingsError, "out of range"),
+    ]:
+        with pytest.raises(cls, match=needle) as info:
+            call()
+        assert isinstance(info.value, BlemoreError) and isinstance(info.value, ValueError)
+
+
 # Extractor settings of the right type but out of range were builtin ValueErrors raised in the
 # configs' __post_init__ (a traceback) before they became SettingsError; the extractor is named.
 @pytest.mark.parametrize("extra, needle", [

@@ -46,6 +46,7 @@ from blemore import media
 from blemore.errors import BlemoreError
 from blemore.extractors.base import Extractor, ExtractorConfig, ExtractResult
 from blemore.validate import SettingsError
+from blemore.weights import WeightsError
 
 __all__ = [
     "WeightsUnavailableError",
@@ -277,7 +278,7 @@ def load_state_dict(path: Path) -> dict:
         if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
             sd = sd[key]
     if not isinstance(sd, dict):
-        raise ValueError(f"{path}: expected a dict of tensors, got {type(sd).__name__}")
+        raise WeightsError(f"{path}: expected a dict of tensors, got {type(sd).__name__}")
     return {k: v for k, v in sd.items() if hasattr(v, "shape")}
 
 
@@ -333,16 +334,16 @@ def pick_device(spec: str = "auto"):
         return torch.device("cpu")
     if spec.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise RuntimeError(f"device {spec!r} requested but CUDA is not available to torch {torch.__version__}")
+            raise ExtractorUnavailableError(f"device {spec!r} requested but CUDA is not available to torch {torch.__version__}")
         return torch.device(spec)
     if spec == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise RuntimeError("device 'mps' requested but the MPS backend is not available")
+            raise ExtractorUnavailableError("device 'mps' requested but the MPS backend is not available")
         return torch.device("mps")
     if spec == "cpu":
         return torch.device("cpu")
-    raise ValueError(f"unknown device {spec!r}; expected auto, cpu, cuda, cuda:N or mps")
+    raise SettingsError(f"unknown device {spec!r}; expected auto, cpu, cuda, cuda:N or mps")
 
 
 _PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -380,7 +381,7 @@ class LayerSpec:
         if self.every:
             return self
         if not (0 <= self.first <= self.last <= num_layers):
-            raise ValueError(
+            raise SettingsError(
                 f"layers {self} out of range: the {what} has {num_layers} layers, so hidden-state "
                 f"indices run from 0 (embeddings) to {num_layers} (last layer)"
             )

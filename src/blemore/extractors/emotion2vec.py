@@ -55,6 +55,8 @@ from blemore.extractors._hf import (
 )
 from blemore.extractors.base import register_extractor
 from blemore.extractors.wav2vec2 import Wav2Vec2Config, Wav2Vec2Family
+from blemore.validate import SettingsError
+from blemore.weights import WeightsError
 
 __all__ = ["Emotion2vecConfig", "Emotion2vec", "Emotion2vecPlusLarge", "build_emotion2vec",
            "emotion2vec_config_from_state_dict", "load_emotion2vec", "alibi_slopes"]
@@ -81,7 +83,7 @@ class Emotion2vecConfig(Wav2Vec2Config):
         if self.output != "frames":
             problems.append("emotion2vec has no output='avd' head; use granularity=utterance for one row per clip")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise SettingsError("; ".join(problems))
 
 
 def alibi_slopes(heads: int) -> list[float]:
@@ -109,13 +111,13 @@ def emotion2vec_config_from_state_dict(shapes: dict, num_heads: int | None = Non
             PREFIX + "context_encoder.blocks.0.mlp.fc1.weight", "blocks.0.mlp.fc1.weight"]
     missing = [k for k in need if k not in shapes]
     if missing:
-        raise ValueError(f"not an emotion2vec (data2vec 2.0 audio) checkpoint: missing {', '.join(missing)}")
+        raise WeightsError(f"not an emotion2vec (data2vec 2.0 audio) checkpoint: missing {', '.join(missing)}")
     n_conv = _count(shapes, PREFIX + "local_encoder.conv_layers.")
     kernels = tuple(int(shapes[f"{PREFIX}local_encoder.conv_layers.{i}.0.weight"][2]) for i in range(n_conv))
     if kernels != CONV_KERNELS:
-        raise ValueError(f"unexpected conv front end kernels {kernels}; emotion2vec uses {CONV_KERNELS}")
+        raise WeightsError(f"unexpected conv front end kernels {kernels}; emotion2vec uses {CONV_KERNELS}")
     if f"{PREFIX}local_encoder.conv_layers.0.2.1.weight" not in shapes:
-        raise ValueError("only the layer-norm conv front end (extractor_mode layer_norm) is supported")
+        raise WeightsError("only the layer-norm conv front end (extractor_mode layer_norm) is supported")
     proj = shapes[need[1]]
     dim = int(proj[0])
     pos = shapes[need[2]]
@@ -123,10 +125,10 @@ def emotion2vec_config_from_state_dict(shapes: dict, num_heads: int | None = Non
     if alibi is not None and len(alibi) == 4:  # older files: the per-layer axis was added later
         alibi = (1, *alibi)
     if alibi is None or alibi[0] != 1:
-        raise ValueError(f"unsupported ALiBi scale {alibi}: expected one learned scale shared by all layers "
+        raise WeightsError(f"unsupported ALiBi scale {alibi}: expected one learned scale shared by all layers "
                          "(learned_alibi_scale_per_layer = false)")
     if PREFIX + "relative_positional_encoder.0.weight" in shapes:
-        raise ValueError("unsupported variant: a LayerNorm before the convolutional positional encoder (conv_pos_pre_ln)")
+        raise WeightsError("unsupported variant: a LayerNorm before the convolutional positional encoder (conv_pos_pre_ln)")
     heads = int(num_heads or (alibi[2] if alibi is not None and len(alibi) == 5 and alibi[2] > 1 else dim // 64))
     return {
         "dim": dim, "feature_dim": int(proj[1]), "conv_channels": [int(shapes[f"{PREFIX}local_encoder.conv_layers."
@@ -290,14 +292,14 @@ def load_emotion2vec(path: Path, num_heads: int | None = None) -> tuple[object, 
         files = [path / "model.pt"] if (path / "model.pt").is_file() else sorted(
             p for p in path.iterdir() if p.suffix in CHECKPOINT_SUFFIXES)
         if not files:
-            raise ValueError(f"{path}: no model.pt (or other checkpoint file) in the folder")
+            raise WeightsError(f"{path}: no model.pt (or other checkpoint file) in the folder")
         file = files[0]
     else:
         file = path
     try:
         sd = dict(load_state_dict(file))
     except Exception as exc:  # e.g. fairseq checkpoints that pickle their config objects
-        raise ValueError(f"{file}: cannot be read as a tensor checkpoint ({type(exc).__name__}: {exc}); use the "
+        raise WeightsError(f"{file}: cannot be read as a tensor checkpoint ({type(exc).__name__}: {exc}); use the "
                          "model.pt of the Hugging Face emotion2vec/* repositories") from exc
     key = PREFIX + "alibi_scale"
     if key in sd and sd[key].dim() == 4:
@@ -309,7 +311,7 @@ def load_emotion2vec(path: Path, num_heads: int | None = None) -> tuple[object, 
     wrong = sorted(f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in own
                    if k in sd and tuple(sd[k].shape) != tuple(own[k].shape))
     if missing or wrong:
-        raise ValueError(f"{file}: does not load into emotion2vec strictly: "
+        raise WeightsError(f"{file}: does not load into emotion2vec strictly: "
                          + "; ".join(p for p in (f"missing {', '.join(missing[:6])}" if missing else "",
                                                  f"shape mismatches {'; '.join(wrong[:4])}" if wrong else "") if p))
     model.load_state_dict({k: sd[k].float() for k in own}, strict=True)

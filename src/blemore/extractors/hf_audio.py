@@ -44,6 +44,7 @@ from blemore.extractors._hf import (
 )
 from blemore.extractors.base import ExtractResult, register_extractor
 from blemore.validate import SettingsError
+from blemore.weights import WeightsError
 
 __all__ = ["AudioEncoderConfig", "AudioEncoder", "HubertLarge", "WavLMLarge", "frame_geometry", "num_frames"]
 
@@ -122,13 +123,13 @@ class AudioEncoder(HFExtractor):
         import transformers
 
         if path.is_file():
-            raise ValueError(
+            raise WeightsError(
                 f"{self.name}: expected a transformers model folder (config.json + weights), got the file "
                 f"{path}; convert fairseq checkpoints with transformers' conversion script first"
             )
         cfg = read_json(path / "config.json")
         if self.model_types and cfg.get("model_type") not in self.model_types:
-            raise ValueError(
+            raise WeightsError(
                 f"{self.name}: {path} holds a {cfg.get('model_type')!r} model; expected one of {self.model_types}"
             )
         model_cls = getattr(transformers, self.model_class_name)
@@ -140,7 +141,7 @@ class AudioEncoder(HFExtractor):
         self.field, self.hop = frame_geometry(list(mcfg.conv_kernel), list(mcfg.conv_stride))
         self.num_layers = int(mcfg.num_hidden_layers)
         if prep.get("sampling_rate", SAMPLE_RATE) != SAMPLE_RATE:
-            raise ValueError(f"{self.name}: the checkpoint expects {prep['sampling_rate']} Hz audio; "
+            raise WeightsError(f"{self.name}: the checkpoint expects {prep['sampling_rate']} Hz audio; "
                              "only 16 kHz is supported")
         if self.config.normalize is not None:
             self.do_normalize = bool(self.config.normalize)

@@ -61,6 +61,7 @@ from blemore.extractors._hf import (
 from blemore.extractors import _face
 from blemore.extractors.base import ExtractResult, register_extractor
 from blemore.validate import SettingsError
+from blemore.weights import WeightsError
 
 __all__ = [
     "ImageEncoderConfig",
@@ -113,15 +114,15 @@ def imagebind_vision_to_clip(sd: dict, num_heads: int | None = None) -> tuple[di
             trunk + "pre_transformer_layer.0.weight", head + "0.weight", head + "2.weight"]
     missing = [k for k in need if k not in sd]
     if missing:
-        raise ValueError(f"not an ImageBind checkpoint: missing {', '.join(missing)}")
+        raise WeightsError(f"not an ImageBind checkpoint: missing {', '.join(missing)}")
     conv = sd[pre + "rgbt_stem.proj.1.weight"]  # (D, 3, T, p, p)
     if conv.ndim != 5 or conv.shape[3] != conv.shape[4]:
-        raise ValueError(f"unexpected ImageBind patch projection shape {tuple(conv.shape)}")
+        raise WeightsError(f"unexpected ImageBind patch projection shape {tuple(conv.shape)}")
     hidden, patch = int(conv.shape[0]), int(conv.shape[3])
     pos = sd[pre + "pos_embedding_helper.pos_embed"].reshape(-1, hidden)
     grid = int(round((pos.shape[0] - 1) ** 0.5))
     if grid * grid + 1 != pos.shape[0]:
-        raise ValueError(f"ImageBind position embedding has {pos.shape[0]} rows; expected 1 + a square")
+        raise WeightsError(f"ImageBind position embedding has {pos.shape[0]} rows; expected 1 + a square")
     n_layers = 1 + max(int(k.split(".")[3]) for k in sd if k.startswith(trunk + "blocks."))
     fc1 = sd[f"{trunk}blocks.0.mlp.fc1.weight"]
     proj = sd[head + "2.weight"]
@@ -222,7 +223,7 @@ class ImageEncoder(HFExtractor):
         else:
             cfg = read_json(path / "config.json")
             if cfg.get("model_type") not in ("clip", "clip_vision_model"):
-                raise ValueError(f"{self.name}: {path} holds a {cfg.get('model_type')!r} model; expected a CLIP "
+                raise WeightsError(f"{self.name}: {path} holds a {cfg.get('model_type')!r} model; expected a CLIP "
                                  "model folder (model_type 'clip' or 'clip_vision_model')")
             kwargs = {}
             if cfg.get("model_type") == "clip":  # a full CLIP folder: its projection size is top-level
@@ -242,7 +243,7 @@ class ImageEncoder(HFExtractor):
         default = dataclasses.replace(default or self.default_preprocess, size=side, crop=(side, side))
         self.preprocess = ImagePreprocess.from_processor_config(prep, default)
         if self.preprocess.crop != (side, side):
-            raise ValueError(f"{self.name}: the preprocessing crops {self.preprocess.crop} but the model expects "
+            raise SettingsError(f"{self.name}: the preprocessing crops {self.preprocess.crop} but the model expects "
                              f"{side} x {side} images")
         spec = parse_layers(self.config.layers)
         if spec is not None:
@@ -251,7 +252,7 @@ class ImageEncoder(HFExtractor):
             self._face = _FaceCropper()
 
     def _load_checkpoint_file(self, path: Path) -> None:
-        raise ValueError(f"{self.name}: expected a transformers CLIP folder (config.json + weights), got the file {path}")
+        raise WeightsError(f"{self.name}: expected a transformers CLIP folder (config.json + weights), got the file {path}")
 
     def _model_dim(self) -> int:
         cfg = self.model.config
@@ -389,5 +390,5 @@ class ImageBindVision(ImageEncoder):
         missing, unexpected = model.load_state_dict({k: v.float() for k, v in mapped.items()}, strict=False)
         missing = [k for k in missing if not k.endswith("position_ids")]
         if missing or unexpected:
-            raise ValueError(f"{self.name}: mapping {path} left missing={missing[:5]} unexpected={unexpected[:5]}")
+            raise WeightsError(f"{self.name}: mapping {path} left missing={missing[:5]} unexpected={unexpected[:5]}")
         self.model = model.to(torch.float32)

@@ -68,6 +68,7 @@ from blemore.extractors._hf import (
 )
 from blemore.extractors.base import ExtractResult, register_extractor
 from blemore.validate import SettingsError
+from blemore.weights import WeightsError
 
 __all__ = [
     "VideoEncoderConfig",
@@ -138,7 +139,7 @@ def _strip_prefixes(sd: dict) -> dict:
                 sd = {k[len(p):]: v for k, v in sd.items() if k.startswith(p)}
                 break
     if "patch_embed.proj.weight" not in sd:
-        raise ValueError("not a VideoMAE V2 checkpoint: no 'patch_embed.proj.weight' (looked under the prefixes "
+        raise WeightsError("not a VideoMAE V2 checkpoint: no 'patch_embed.proj.weight' (looked under the prefixes "
                          f"{', '.join(_PREFIXES)})")
     return sd
 
@@ -190,7 +191,7 @@ def videomae_v2_to_hf(sd: dict, *, num_heads: int | None = None, num_frames: int
         elif b + "attn.qkv.bias" in sd:
             bias = sd[b + "attn.qkv.bias"]
             if bias[hidden:2 * hidden].abs().max() > 0:
-                raise ValueError("checkpoint has a non-zero key bias, which VideoMAE's attention does not have")
+                raise WeightsError("checkpoint has a non-zero key bias, which VideoMAE's attention does not have")
             out[o + "attention.attention.query.bias"] = bias[:hidden]
             out[o + "attention.attention.value.bias"] = bias[2 * hidden:]
             used.add(b + "attn.qkv.bias")
@@ -211,7 +212,7 @@ def videomae_v2_to_hf(sd: dict, *, num_heads: int | None = None, num_frames: int
     leftover = [k for k in sd if k not in used and not k.startswith(("head.", "fc_dropout", "decoder", "mask_token",
                                                                        "encoder_to_decoder"))]
     if leftover:
-        raise ValueError(f"unmapped VideoMAE V2 parameters (unsupported variant?): {', '.join(sorted(leftover)[:8])}")
+        raise WeightsError(f"unmapped VideoMAE V2 parameters (unsupported variant?): {', '.join(sorted(leftover)[:8])}")
     return cfg, out, extra or None
 
 
@@ -381,7 +382,7 @@ class VideoMAEv2Base(SegmentEncoder):
                     layer_norm_eps=float(mc.get("layer_norm_eps", 1e-6)))
                 self.model = self._build(cfg_kwargs, sd, extra, path)
             else:
-                raise ValueError(f"{self.name}: {path} is neither a transformers VideoMAE folder (model_type "
+                raise WeightsError(f"{self.name}: {path} is neither a transformers VideoMAE folder (model_type "
                                  f"'videomae') nor a VideoMAE V2 repository (config with 'model_config')")
         self._setup(self.model, read_json(path / "preprocessor_config.json") if path.is_dir() else {})
 
@@ -392,7 +393,7 @@ class VideoMAEv2Base(SegmentEncoder):
         self.preprocess = ImagePreprocess.from_processor_config(prep, default)
         self.num_frames = int(mcfg.num_frames)
         if self.preprocess.crop != (mcfg.image_size, mcfg.image_size):
-            raise ValueError(f"{self.name}: preprocessing crops {self.preprocess.crop} but the model expects "
+            raise SettingsError(f"{self.name}: preprocessing crops {self.preprocess.crop} but the model expects "
                              f"{mcfg.image_size} x {mcfg.image_size} frames")
         spec = parse_layers(self.config.layers)
         if spec is not None:
@@ -404,11 +405,11 @@ class VideoMAEv2Base(SegmentEncoder):
         model = transformers.VideoMAEModel(_videomae_config(**cfg_kwargs))
         missing, unexpected = model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=False)
         if missing or unexpected:
-            raise ValueError(f"{self.name}: mapping {path} left missing={missing[:5]} unexpected={unexpected[:5]}")
+            raise WeightsError(f"{self.name}: mapping {path} left missing={missing[:5]} unexpected={unexpected[:5]}")
         if extra and "pos_embed" in extra:
             pe = extra["pos_embed"].float()
             if pe.shape != model.embeddings.position_embeddings.shape:
-                raise ValueError(f"{self.name}: learnable pos_embed {tuple(pe.shape)} does not fit "
+                raise WeightsError(f"{self.name}: learnable pos_embed {tuple(pe.shape)} does not fit "
                                  f"{tuple(model.embeddings.position_embeddings.shape)}")
             model.embeddings.position_embeddings = pe
         self._set_fc_norm(extra, eps=cfg_kwargs.get("layer_norm_eps", 1e-6))
@@ -562,7 +563,7 @@ class VideoSwin(SegmentEncoder):
             self.preprocess = ImagePreprocess.from_processor_config(prep, self.default_preprocess)
         self.num_frames = 16
         if self.config.layers:
-            raise ValueError(f"{self.name}: layer selection is not supported (Swin stages have different widths)")
+            raise SettingsError(f"{self.name}: layer selection is not supported (Swin stages have different widths)")
 
     def _model_dim(self) -> int:
         return self._ARCH_DIMS.get(self.config.arch, self.nominal_dim)

@@ -80,6 +80,8 @@ from blemore.extractors._hf import (
 )
 from blemore.extractors.base import ExtractResult, register_extractor
 from blemore.extractors.hf_video import IMAGENET_MEAN, IMAGENET_STD, segment_starts
+from blemore.validate import SettingsError
+from blemore.weights import WeightsError
 
 __all__ = ["HiCMAEConfig", "HiCMAE", "HiCMAEModel", "hicmae_config_from_state_dict", "build_hicmae",
            "load_hicmae_checkpoint", "HICMAE_AUDIO", "HICMAE_PREPROCESS"]
@@ -127,7 +129,7 @@ class HiCMAEConfig(HFConfig):
         if self.layers is not None:
             problems.append("hicmae takes no layers setting (its fine-tuned layer weights pool the layers)")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise SettingsError("; ".join(problems))
 
 
 # ----------------------------------------------------------------------------- the network
@@ -318,10 +320,10 @@ def hicmae_config_from_state_dict(shapes: dict, *, num_heads: int | None = None,
             "encoder_fusion.blocks.0.cross_attn.q.weight"]
     missing = [k for k in need if k not in shapes]
     if missing:
-        raise ValueError(f"not a HiCMAE checkpoint (authors' parameter names): missing {', '.join(missing)}")
+        raise WeightsError(f"not a HiCMAE checkpoint (authors' parameter names): missing {', '.join(missing)}")
     pv, pa = tuple(shapes[need[0]]), tuple(shapes[need[1]])
     if len(pv) != 5 or len(pa) != 4:
-        raise ValueError(f"unexpected HiCMAE patch projections {pv} (video) and {pa} (audio)")
+        raise WeightsError(f"unexpected HiCMAE patch projections {pv} (video) and {pa} (audio)")
     dim, dim_a = int(pv[0]), int(pa[0])
     heads = int(num_heads or max(1, dim // 64))
     return {
@@ -369,7 +371,7 @@ def load_hicmae_checkpoint(path: Path, *, num_heads: int | None = None, image_si
     if wrong:
         problems.append(f"shape mismatches: {'; '.join(wrong[:5])}")
     if problems:
-        raise ValueError(f"{path}: does not load into HiCMAE strictly: " + "; ".join(problems))
+        raise WeightsError(f"{path}: does not load into HiCMAE strictly: " + "; ".join(problems))
     model.load_state_dict({k: v.float() for k, v in ours.items()}, strict=False)
     finetuned = all(k in ours for k in OPTIONAL_KEYS)
     return model, {"config": cfg, "ignored": len(ignored), "finetuned": finetuned}
@@ -460,7 +462,7 @@ class HiCMAE(HFExtractor):
 
         cfg = model.cfg
         if cfg["image_size"] != self.config.image_size or cfg["num_frames"] != self.config.num_frames:
-            raise ValueError(f"{self.name}: the model takes {cfg['num_frames']} x {cfg['image_size']}^2 clips; the "
+            raise SettingsError(f"{self.name}: the model takes {cfg['num_frames']} x {cfg['image_size']}^2 clips; the "
                              f"settings say {self.config.num_frames} x {self.config.image_size}^2")
         with warnings.catch_warnings():  # "a mel filter has all zero values": also true of Kaldi's 128-bin bank
             warnings.simplefilter("ignore", UserWarning)

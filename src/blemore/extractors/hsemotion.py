@@ -42,6 +42,7 @@ from blemore.extractors._face import FaceExtractor, FacePassConfig, crop_face, f
 from blemore.extractors._hf import ExtractorUnavailableError, WeightsUnavailableError
 from blemore.extractors.base import register_extractor
 from blemore.validate import SettingsError
+from blemore.weights import WeightsError
 
 __all__ = ["HSEmotionConfig", "HSEmotion", "HSEMOTION_CLASSES", "PROB_COLUMNS", "MODELS", "model_url",
            "add_feature_output"]
@@ -93,7 +94,7 @@ def add_feature_output(model) -> tuple[object, str]:
             continue
         break
     if feat is None:
-        raise ValueError("cannot find the final classifier layer (Gemm or MatMul) feeding the model's output")
+        raise WeightsError("cannot find the final classifier layer (Gemm or MatMul) feeding the model's output")
     if feat not in {o.name for o in graph.output}:
         graph.output.append(onnx.helper.make_empty_tensor_value_info(feat))
     return model, feat
@@ -225,7 +226,7 @@ class HSEmotion(FaceExtractor):
             self._logits_name = self._session.get_outputs()[0].name
             n_out = self._session.get_outputs()[0].shape[-1]
             if isinstance(n_out, int) and n_out not in (7, 8):
-                raise ValueError(f"{self.name}: {path} outputs {n_out} classes; expected the 8 (or 7) AffectNet ones")
+                raise WeightsError(f"{self.name}: {path} outputs {n_out} classes; expected the 8 (or 7) AffectNet ones")
             self._classes = HSEMOTION_CLASSES if n_out != 7 else tuple(c for c in HSEMOTION_CLASSES
                                                                          if c != "Contempt")
             self._width = _classifier_width(model) or self._width

@@ -29,6 +29,7 @@ from typing import ClassVar
 from blemore.extractors._hf import ImagePreprocess, from_pretrained_quiet, parse_layers, read_json
 from blemore.extractors.base import register_extractor
 from blemore.extractors.hf_video import VideoEncoderConfig, VideoMAEv2Base
+from blemore.weights import WeightsError
 
 __all__ = ["TimesformerConfig", "Timesformer", "TIMESFORMER_PREPROCESS"]
 
@@ -70,11 +71,11 @@ class Timesformer(VideoMAEv2Base):
         import transformers
 
         if path.is_file():
-            raise ValueError(f"{self.name}: expected a transformers TimeSformer folder (config.json + weights), got "
+            raise WeightsError(f"{self.name}: expected a transformers TimeSformer folder (config.json + weights), got "
                              f"the file {path}")
         cfg = read_json(path / "config.json")
         if cfg.get("model_type") != "timesformer":
-            raise ValueError(f"{self.name}: {path} holds a {cfg.get('model_type')!r} model; expected model_type "
+            raise WeightsError(f"{self.name}: {path} holds a {cfg.get('model_type')!r} model; expected model_type "
                              "'timesformer'")
         self.model = from_pretrained_quiet(transformers.TimesformerModel, path)
         self._setup(self.model, read_json(path / "preprocessor_config.json"))

@@ -41,6 +41,8 @@ from blemore.extractors._hf import (
 from blemore.extractors.base import ExtractResult, register_extractor
 from blemore.extractors.hf_audio import AudioEncoder, AudioEncoderConfig
 from blemore.extractors._hf import pick_device
+from blemore.validate import SettingsError
+from blemore.weights import WeightsError
 
 __all__ = ["Wav2Vec2Config", "Wav2Vec2Family", "Wav2Vec2Emotion", "AVDHead", "build_avd_head", "MODEL_TYPES"]
 
@@ -77,7 +79,7 @@ class Wav2Vec2Config(AudioEncoderConfig):
         if self.layer_pool == "concat" and spec is not None and spec.every:
             problems.append("layer_pool='concat' needs a range (e.g. layers='6-12'), not layers='all'")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise SettingsError("; ".join(problems))
 
 
 def build_avd_head(hidden: int, n_out: int = 3):
@@ -163,11 +165,11 @@ class Wav2Vec2Family(AudioEncoder):
         import transformers
 
         if path.is_file():
-            raise ValueError(f"{self.name}: expected a transformers model folder (config.json + weights), got the "
+            raise WeightsError(f"{self.name}: expected a transformers model folder (config.json + weights), got the "
                              f"file {path}; convert fairseq checkpoints with transformers' conversion script first")
         cfg = read_json(path / "config.json")
         if cfg.get("model_type") not in self.model_types:
-            raise ValueError(f"{self.name}: {path} holds a {cfg.get('model_type')!r} model; expected a wav2vec2-style "
+            raise WeightsError(f"{self.name}: {path} holds a {cfg.get('model_type')!r} model; expected a wav2vec2-style "
                              f"model_type, one of {', '.join(self.model_types)}")
         self.model = from_pretrained_quiet(transformers.AutoModel, path)
         self.head = self._load_head(path) if self.config.output == "avd" else None
