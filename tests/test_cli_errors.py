@@ -146,6 +146,10 @@ def test_library_option_errors_are_blemore_errors():
     from blemore.heads.mlp import MLP256Head
     from blemore.late_fusion import weight_grid
     from blemore.pooling import PoolingError, pool_stats, windows
+    from blemore.media import MediaArgumentError, write_audio
+    from blemore.metrics import ScoringError, acc_presence
+    from blemore.synth import SynthError
+    from blemore.synth.face import FaceRig
 
     cases = [
         (PoolingError, lambda: windows(np.zeros((4, 2)), size=0)),
@@ -157,6 +161,10 @@ def test_library_option_errors_are_blemore_errors():
         (DatasetError, lambda: build_index(None, None)),
         (HeadError, lambda: MLP256Head(dropout=2.0)),
         (HeadError, lambda: MLP256Head(hidden=-1)),
+        (HeadError, lambda: MLP256Head(hidden=0).fit(np.zeros((3, 4)), np.zeros((3, 5)))),
+        (ScoringError, lambda: acc_presence(np.zeros((2, 6), bool), np.zeros((3, 6), bool))),
+        (MediaArgumentError, lambda: write_audio("out.xyz", np.zeros(10, np.float32))),
+        (SynthError, lambda: FaceRig(size=32)),
     ]
     for cls, call in cases:
         with pytest.raises(cls) as info:

@@ -38,6 +38,7 @@ __all__ = [
     "MediaError",
     "CorruptMediaError",
     "NoVideoError",
+    "MediaArgumentError",
     "NoAudioError",
     "MediaInfo",
     "VIDEO_EXTENSIONS",
@@ -76,6 +77,11 @@ class NoVideoError(MediaError):
 
 class NoAudioError(MediaError):
     """The file has no audio stream."""
+
+
+class MediaArgumentError(MediaError, ValueError):
+    """A bad argument to a media reader or writer (fps, stride, batch, output extension, frames
+    to write); ``path`` names the file it was for."""
 
 
 @dataclass(frozen=True)
@@ -179,7 +185,7 @@ def read_video(
     :class:`CorruptMediaError` when it cannot be opened or decoding fails part-way.
     """
     if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch!r}")
+        raise MediaArgumentError(path, f"batch must be >= 1, got {batch!r}")
     frames: list[np.ndarray] = []
     times: list[float] = []
     for arr, t in iter_frames(path, fps=fps, stride=stride, max_side=max_side, threads=threads):
@@ -205,11 +211,11 @@ def iter_frames(
     import av
 
     if fps is not None and stride is not None:
-        raise ValueError("give either fps or stride, not both")
+        raise MediaArgumentError(path, "give either fps or stride, not both")
     if fps is not None and not fps > 0:
-        raise ValueError(f"fps must be > 0, got {fps!r}")
+        raise MediaArgumentError(path, f"fps must be > 0, got {fps!r}")
     if stride is not None and (int(stride) != stride or stride < 1):
-        raise ValueError(f"stride must be a positive integer, got {stride!r}")
+        raise MediaArgumentError(path, f"stride must be a positive integer, got {stride!r}")
     container = _open(path)
     try:
         if not container.streams.video:
@@ -393,7 +399,7 @@ def write_video(
     path = Path(path)
     ext = path.suffix.lower()
     if ext not in VIDEO_EXTENSIONS:
-        raise ValueError(f"{path}: unsupported video extension {ext!r}; expected one of {VIDEO_EXTENSIONS}")
+        raise MediaArgumentError(path, f"unsupported video extension {ext!r}; expected one of {VIDEO_EXTENSIONS}")
     rate = _as_fraction(fps)
     planar = _audio_planar(audio) if audio is not None else None
     acodec = audio_codec or _DEFAULT_AUDIO_CODEC.get(ext, "aac")
@@ -408,9 +414,9 @@ def write_video(
         for frame in frames:
             frame = np.asarray(frame)
             if frame.ndim != 3 or frame.shape[2] != 3:
-                raise ValueError(f"frames must be (H, W, 3) RGB, got shape {frame.shape}")
+                raise MediaArgumentError(path, f"frames must be (H, W, 3) RGB, got shape {frame.shape}")
             if frame.dtype != np.uint8:
-                raise ValueError(f"frames must be uint8, got {frame.dtype}")
+                raise MediaArgumentError(path, f"frames must be uint8, got {frame.dtype}")
             h, w = frame.shape[:2]
             if h % 2 or w % 2:
                 frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
@@ -433,7 +439,7 @@ def write_video(
                         c.mux(pkt)
                 a_written = max(a_written, upto)
         if vstream is None:
-            raise ValueError(f"{path}: no frames to write")
+            raise MediaArgumentError(path, "no frames to write")
         for pkt in vstream.encode(None):
             c.mux(pkt)
         if astream is not None:
@@ -453,7 +459,7 @@ def write_audio(path: str | Path, audio: np.ndarray, sr: int = 16000, *, codec: 
     ext = path.suffix.lower()
     defaults = {".wav": "pcm_s16le", ".flac": "flac", ".mp3": "libmp3lame", ".m4a": "aac", ".ogg": "libvorbis"}
     if codec is None and ext not in defaults:
-        raise ValueError(f"{path}: unsupported audio extension {ext!r}; expected one of {tuple(defaults)}")
+        raise MediaArgumentError(path, f"unsupported audio extension {ext!r}; expected one of {tuple(defaults)}")
     planar = _audio_planar(audio)
     fmt = {".m4a": "mp4", ".ogg": "ogg"}.get(ext, ext[1:])
     with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format=fmt) as c:

@@ -44,7 +44,7 @@ def acc_presence(pred_mask: np.ndarray, true_mask: np.ndarray) -> float:
     """Share of clips whose predicted emotion-set mask equals the true one."""
     pred_mask, true_mask = np.asarray(pred_mask), np.asarray(true_mask)
     if pred_mask.shape != true_mask.shape:
-        raise ValueError(f"shape mismatch: {pred_mask.shape} vs {true_mask.shape}")
+        raise ScoringError(f"shape mismatch: {pred_mask.shape} vs {true_mask.shape}")
     if true_mask.size == 0:
         return 0.0
     return float(np.mean(pred_mask == true_mask))
@@ -54,7 +54,7 @@ def acc_salience(pred_target: np.ndarray, true_target: np.ndarray) -> float:
     """Share of blended clips (true target >= 6) whose predicted target equals the true one."""
     pred_target, true_target = np.asarray(pred_target), np.asarray(true_target)
     if pred_target.shape != true_target.shape:
-        raise ValueError(f"shape mismatch: {pred_target.shape} vs {true_target.shape}")
+        raise ScoringError(f"shape mismatch: {pred_target.shape} vs {true_target.shape}")
     blend = is_blend_target(true_target)
     n = int(blend.sum())
     if n == 0:
@@ -73,7 +73,7 @@ def score_codes(
     """Both metrics from codes; the true mask is derived from the true target."""
     true_target = np.asarray(true_target)
     if np.any(true_target < 0):
-        raise ValueError("true targets must all be valid (0..35)")
+        raise ScoringError("true targets must all be valid (0..35)")
     true_mask = TARGET_TO_MASK[true_target]
     return {
         "acc_presence": acc_presence(pred_mask, true_mask),

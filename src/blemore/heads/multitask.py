@@ -31,6 +31,7 @@ import numpy as np
 
 from blemore.decode import PAPER_GRID, TopTwo
 from blemore.decoders import Decoder, DecoderFit
+from blemore.fusion import FusionError
 from blemore.heads.base import HeadError, register_head
 from blemore.heads.training import TorchHead
 from blemore.heads.regularise import RegularisedMixin, trunk
@@ -228,11 +229,11 @@ class MultitaskHead(RegularisedMixin, TorchHead):
         """Weighted mean of presence probabilities (``prob``) or of their logits (``logit``),
         and weighted mean of the dominance scores."""
         if not outputs:
-            raise ValueError("nothing to fuse")
+            raise FusionError("nothing to fuse")
         parts = [_split(o) for o in outputs]
         w = np.ones(len(parts)) if weights is None else np.asarray(weights, dtype=np.float64)
         if len(w) != len(parts) or np.any(w < 0) or w.sum() <= 0:
-            raise ValueError(f"need {len(parts)} non-negative weights with a positive sum, got {list(w)}")
+            raise FusionError(f"need {len(parts)} non-negative weights with a positive sum, got {list(w)}")
         w = w / w.sum()
         pres = np.stack([p for p, _ in parts])
         dom = np.stack([d for _, d in parts])
@@ -242,6 +243,6 @@ class MultitaskHead(RegularisedMixin, TorchHead):
             q = np.clip(pres, 1e-7, 1 - 1e-7)
             p = 1.0 / (1.0 + np.exp(-np.tensordot(w, np.log(q / (1 - q)), axes=1)))
         else:
-            raise ValueError(f"fusion mode must be 'prob' or 'logit', got {mode!r}")
+            raise FusionError(f"fusion mode must be 'prob' or 'logit', got {mode!r}")
         return np.concatenate([p, np.tensordot(w, dom, axes=1)], axis=1).astype(np.float32)
 

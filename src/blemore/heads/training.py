@@ -199,10 +199,10 @@ class TorchHead(Head):
         spec = spec or TrainSpec()
         X = np.asarray(X)
         if X.ndim != 2 or len(X) == 0:
-            raise ValueError(f"X must be a non-empty (N, F) matrix, got shape {X.shape}")
+            raise HeadError(f"X must be a non-empty (N, F) matrix, got shape {X.shape}")
         Y_soft = np.asarray(Y_soft, dtype=np.float32)
         if Y_soft.shape != (len(X), len(EMOTIONS)):
-            raise ValueError(f"Y_soft must have shape ({len(X)}, {len(EMOTIONS)}), got {Y_soft.shape}")
+            raise HeadError(f"Y_soft must have shape ({len(X)}, {len(EMOTIONS)}), got {Y_soft.shape}")
         if target is None:
             target = np.full(len(X), -1, dtype=np.int64)
         dev = resolve_device(spec.device)
@@ -264,7 +264,7 @@ class TorchHead(Head):
             raise RuntimeError(f"head {self.name!r} is not trained (call fit or load_state_dict first)")
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.in_dim:
-            raise ValueError(f"X must have shape (n, {self.in_dim}), got {X.shape}")
+            raise HeadError(f"X must have shape (n, {self.in_dim}), got {X.shape}")
         self.module.eval()
         with torch.no_grad():
             xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))

@@ -28,6 +28,7 @@ import numpy as np
 
 from blemore._io import atomic_path
 from blemore.labels import EMOTIONS
+from blemore.synth import SynthError
 
 # -- MediaPipe FaceMesh landmark indices (478-point topology with refined irises) ----------------
 LIP_CORNERS = (61, 291)
@@ -450,7 +451,7 @@ class FaceRig:
 
     def __init__(self, size: int = 192):
         if size < 64:
-            raise ValueError(f"face size must be at least 64 pixels, got {size}")
+            raise SynthError(f"face size must be at least 64 pixels, got {size}")
         self.face = base_face().resized(int(size))
         self.size = int(size)
         self.au_fields = np.stack([au_field(self.face, AU_SPECS[a]) for a in AU_NAMES])  # (A, S, S, 2)
@@ -519,9 +520,9 @@ class FaceRig:
         au_weights = np.asarray(au_weights, np.float32)
         pose = np.asarray(pose, np.float32)
         if au_weights.ndim != 2 or au_weights.shape[1] != len(AU_NAMES):
-            raise ValueError(f"au_weights must be (T, {len(AU_NAMES)}), got {au_weights.shape}")
+            raise SynthError(f"au_weights must be (T, {len(AU_NAMES)}), got {au_weights.shape}")
         if pose.shape != (len(au_weights), 4):
-            raise ValueError(f"pose must be ({len(au_weights)}, 4), got {pose.shape}")
+            raise SynthError(f"pose must be ({len(au_weights)}, 4), got {pose.shape}")
         w, h = (int(frame_size[0]), int(frame_size[1]))
         rng = rng or np.random.default_rng(0)
         stack = self._identity(ident)

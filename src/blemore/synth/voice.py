@@ -23,6 +23,8 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from blemore.synth import SynthError
+
 SAMPLE_RATE = 16000
 
 
@@ -256,10 +258,10 @@ def synthesize(
     (0..1); ``mix``: how far each burst's parameters move towards the other emotion of a blend.
     """
     if len(emotions) != len(saliences) or len(emotions) not in (1, 2):
-        raise ValueError(f"need one or two emotions with as many saliences, got {emotions} / {saliences}")
+        raise SynthError(f"need one or two emotions with as many saliences, got {emotions} / {saliences}")
     for e in emotions:
         if e not in EMOTION_VOICE:
-            raise ValueError(f"unknown emotion {e!r}; expected one of {', '.join(EMOTION_VOICE)}")
+            raise SynthError(f"unknown emotion {e!r}; expected one of {', '.join(EMOTION_VOICE)}")
     n = int(round(duration * sr))
     out = np.zeros(n, np.float64)
     profiles = []
