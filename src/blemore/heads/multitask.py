@@ -62,10 +62,10 @@ _PRESENT = ((TARGET_TO_MASK[:, None] >> np.arange(_N)[None, :]) & 1).astype(np.f
 def _split(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     out = np.asarray(outputs, dtype=np.float64)
     if out.ndim != 2 or out.shape[1] != 2 * _N:
-        raise ValueError(f"multitask outputs must have shape (n, {2 * _N}) "
+        raise HeadError(f"multitask outputs must have shape (n, {2 * _N}) "
                          f"(presence probabilities, dominance scores), got {out.shape}")
     if not np.all(np.isfinite(out)):
-        raise ValueError("multitask outputs must be finite")
+        raise HeadError("multitask outputs must be finite")
     return out[:, :_N], out[:, _N:]
 
 
@@ -110,12 +110,12 @@ class MultitaskDecoder(Decoder):
     def calibrate(self, outputs: np.ndarray, true_target: np.ndarray) -> DecoderFit:
         true_target = np.asarray(true_target, dtype=np.int64).ravel()
         if np.any(true_target < 0) or np.any(true_target >= N_TARGETS):
-            raise ValueError("true targets must be valid target indices 0..35")
+            raise HeadError("true targets must be valid target indices 0..35")
         presence, dominance = _split(outputs)
         if len(presence) != len(true_target):
-            raise ValueError(f"{len(presence)} output rows but {len(true_target)} true targets")
+            raise HeadError(f"{len(presence)} output rows but {len(true_target)} true targets")
         if len(true_target) == 0:
-            raise ValueError("cannot calibrate on zero clips")
+            raise HeadError("cannot calibrate on zero clips")
         tt, single, pair, share = _structure(presence, dominance)
         true_mask = TARGET_TO_MASK[true_target]
         two = (tt.p2[None, :] >= self.alphas[:, None]) & (~tt.neutral_pair & (pair >= 0))[None, :]  # (A, N)

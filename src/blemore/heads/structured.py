@@ -75,9 +75,9 @@ def joint_from_parts(set_prob: np.ndarray, ratio_prob: np.ndarray) -> np.ndarray
     set_prob = np.asarray(set_prob, dtype=np.float64)
     ratio_prob = np.asarray(ratio_prob, dtype=np.float64)
     if set_prob.ndim != 2 or set_prob.shape[1] != N_SETS:
-        raise ValueError(f"set probabilities must have shape (n, {N_SETS}), got {set_prob.shape}")
+        raise HeadError(f"set probabilities must have shape (n, {N_SETS}), got {set_prob.shape}")
     if ratio_prob.shape != (len(set_prob), _N_PAIRS, _N_RATIOS):
-        raise ValueError(f"ratio probabilities must have shape ({len(set_prob)}, {_N_PAIRS}, {_N_RATIOS}), "
+        raise HeadError(f"ratio probabilities must have shape ({len(set_prob)}, {_N_PAIRS}, {_N_RATIOS}), "
                          f"got {ratio_prob.shape}")
     pairs = set_prob[:, _N_SINGLE:, None] * ratio_prob
     return np.concatenate([set_prob[:, :_N_SINGLE], pairs.reshape(len(set_prob), -1)], axis=1)
@@ -87,7 +87,7 @@ def set_marginal(outputs: np.ndarray) -> np.ndarray:
     """``(n, 36) -> (n, 16)``: the probability of each emotion set (ratios summed)."""
     out = np.asarray(outputs, dtype=np.float64)
     if out.ndim != 2 or out.shape[1] != N_TARGETS:
-        raise ValueError(f"structured outputs must have shape (n, {N_TARGETS}), got {out.shape}")
+        raise HeadError(f"structured outputs must have shape (n, {N_TARGETS}), got {out.shape}")
     pairs = out[:, _N_SINGLE:].reshape(len(out), _N_PAIRS, _N_RATIOS).sum(axis=2)
     return np.concatenate([out[:, :_N_SINGLE], pairs], axis=1)
 
@@ -124,9 +124,9 @@ class StructuredDecoder(Decoder):
     def decode(self, outputs: np.ndarray, params: Mapping) -> tuple[np.ndarray, np.ndarray]:
         out = np.asarray(outputs, dtype=np.float64)
         if out.ndim != 2 or out.shape[1] != N_TARGETS:
-            raise ValueError(f"structured outputs must have shape (n, {N_TARGETS}), got {out.shape}")
+            raise HeadError(f"structured outputs must have shape (n, {N_TARGETS}), got {out.shape}")
         if not np.all(np.isfinite(out)):
-            raise ValueError("structured outputs must be finite")
+            raise HeadError("structured outputs must be finite")
         bias = float(params.get("blend_bias", 0.0))
         logp = np.log(np.clip(out, 1e-30, None))
         if self.mode == "joint":
@@ -145,7 +145,7 @@ class StructuredDecoder(Decoder):
     def calibrate(self, outputs: np.ndarray, true_target: np.ndarray) -> DecoderFit:
         true_target = np.asarray(true_target, dtype=np.int64)
         if len(true_target) != len(outputs):
-            raise ValueError(f"{len(outputs)} output rows but {len(true_target)} true targets")
+            raise HeadError(f"{len(outputs)} output rows but {len(true_target)} true targets")
         best: DecoderFit | None = None
         wp, ws = self.weights
         for b in self.bias_grid:
