@@ -13,7 +13,9 @@ happens. Checks:
 3. extraction where a busy worker process is killed (SIGKILL) after the first clip: the store
    must still have every clip ``ok``; the report records the pid and the attempts seen;
 4. a benchmark run (generated features, fast preset, few epochs) with no engine and with the
-   Ray engine, and a two-configuration ablation both ways; results written for the test.
+   Ray engine, and a two-configuration ablation both ways (on Ray with the feature folders
+   renamed away while the configurations run: the driver loaded them and shipped them once);
+   results written for the test.
 Nothing here is a test on its own; it only writes what it saw.
 """
 from __future__ import annotations
@@ -163,8 +165,20 @@ def _benchmark(out: Path, report: dict, RayEngine) -> None:
     t = time.perf_counter()
     la = run_ablation(base, ["linear", "mlp-512"], out=out / "abl_local", progress=False)
     report["ablation_local_s"] = time.perf_counter() - t
+    feats = out / "features"
+
+    class Hiding(RayEngine):  # the feature folders are away while the configurations run
+        def map(self, *a, **k):
+            hidden = feats.with_name("features-hidden")
+            feats.rename(hidden)
+            try:
+                yield from super().map(*a, **k)
+            finally:
+                hidden.rename(feats)
+                report["ablation_features_hidden"] = True
+
     t = time.perf_counter()
-    ra = run_ablation(base, ["linear", "mlp-512"], out=out / "abl_ray", progress=False, engine=eng)
+    ra = run_ablation(base, ["linear", "mlp-512"], out=out / "abl_ray", progress=False, engine=Hiding())
     report["ablation_ray_s"] = time.perf_counter() - t
     report["ablation"] = {"local": [{"key": r.key, "validation": r.validation} for r in la.rows],
                           "ray": [{"key": r.key, "validation": r.validation} for r in ra.rows]}

@@ -5,12 +5,16 @@ The Ray engine on a real (private, loopback-only) cluster: tests/test_engines_ra
 """
 from __future__ import annotations
 
+import json
 import os
+import pickle
 import sys
+from pathlib import Path
 
 import pytest
 
 from blemore.engines import ENGINES, WORKER_DIED, EngineError, create_engine, list_engines
+from blemore.engines.base import Engine, Outcome
 from blemore.engines.local import LocalEngine
 
 
@@ -102,3 +106,67 @@ def test_cli_engine_options(monkeypatch, tmp_path):
         assert r.exit_code == 2, r.output
         assert "pip install 'blemore[distributed]'" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "S").exists()
+
+
+class _HidingEngine(Engine):
+    """Not inline: ``shared`` pickled once per map (as shipped), every item pickled, and the
+    folder ``hide`` renamed away while the items run, so an item that reads it fails."""
+
+    name = "hiding"
+
+    def __init__(self, hide):
+        super().__init__(1)
+        self.hide, self.shipped = hide, 0
+
+    def map(self, fn, items, *, shared=None, setup=None, in_flight=None, retries=1):
+        shared = pickle.loads(pickle.dumps(shared))
+        self.shipped += 1
+        hidden = self.hide.with_name(self.hide.name + "-hidden")
+        self.hide.rename(hidden)
+        try:
+            for i, item in enumerate(items):
+                assert not self.hide.exists()
+                item = pickle.loads(pickle.dumps(item))
+                yield Outcome(i, item, fn(shared, item))
+        finally:
+            hidden.rename(self.hide)
+
+
+def _results(run_dir) -> dict:
+    r = json.loads((Path(run_dir) / "results.json").read_text())
+    r.pop("timing", None)
+    for f in r["validation"]["folds"]:
+        f.pop("train_seconds", None)
+    return r
+
+
+def test_ablation_on_an_engine_ships_features_loaded_once_and_matches_the_local_runner(tmp_path):
+    import pandas as pd
+
+    from blemore.ablation import run_ablation
+    from blemore.config import ExperimentConfig
+    from blemore.synth.features import generate_feature_corpus
+
+    c = generate_feature_corpus(tmp_path / "corpus", n_train_actors=4, n_test_actors=1, n_train_clips=None,
+                                n_test_clips=None, clips_per_actor=36, dim=4, frames=(3, 5), folds=2, seed=5)
+    meta = pd.read_csv(c.train_metadata)
+    extra = meta.iloc[[0]].copy()
+    extra["filename"] = extra["filename"].astype(str) + "_nofeatures"  # a clip no source has: a warning
+    pd.concat([meta, extra]).to_csv(c.train_metadata, index=False)
+    base = ExperimentConfig(metadata=str(c.train_metadata), features=[str(c.sources["video"]), str(c.sources["audio"])],
+                            preset="fast", train={"epochs": 2, "batch_size": 32}, threads=1, plots=False)
+    variants = [("", {}), ("missing=impute", {"missing": "impute"}), ("video", {"features": [str(c.sources["video"])]})]
+    logs: list[str] = []
+    with pytest.warns(UserWarning, match="clip"):
+        local = run_ablation(base, ["linear"], out=tmp_path / "local", progress=False, variants=variants)
+    eng = _HidingEngine(tmp_path / "corpus")
+    with pytest.warns(UserWarning, match="clip"):
+        remote = run_ablation(base, ["linear"], out=tmp_path / "remote", progress=False, variants=variants,
+                              engine=eng, log=logs.append)
+    assert eng.shipped == 1 and "3 feature input(s) loaded here" in " ".join(logs)  # drop, impute, video
+    assert [r.key for r in remote.rows] == [r.key for r in local.rows] and len(local.rows) == 4  # + the reference
+    for a, b in zip(local.rows, remote.rows):
+        assert a.validation == b.validation
+        ra, rb = _results(a.run_dir), _results(b.run_dir)
+        assert ra == rb
+        assert ra["warnings"] and ra["data"]["missing"]["missing"]  # the missing clip was reported in both

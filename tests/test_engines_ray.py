@@ -147,5 +147,6 @@ def test_benchmark_and_ablation_on_ray_match_the_local_runner(checks):
     abl = report["ablation"]
     assert [r["key"] for r in abl["ray"]] == [r["key"] for r in abl["local"]] and len(abl["ray"]) == 2
     assert abl["ray"] == abl["local"]
+    assert report["ablation_features_hidden"]  # the Ray configurations ran without the feature folders
     for run in ("linear_norm-off_early", "mlp-512_norm-off_early"):  # run folders written by the driver
         assert (out / "abl_ray" / run / "results.json").exists()

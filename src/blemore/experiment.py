@@ -616,9 +616,14 @@ def _prediction_frame(exp: Experiment, pos: np.ndarray, outputs: np.ndarray, mas
 
 def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, table: pd.DataFrame | None = None,
                    test_table: pd.DataFrame | None = None, features: FeatureSet | None = None,
-                   final: bool | None = None, write: bool = True, engine: Any = None) -> RunResult:
+                   final: bool | None = None, write: bool = True, engine: Any = None,
+                   input_warnings: Sequence[str] = ()) -> RunResult:
     """Run the whole protocol for one config and (when ``cfg.out`` is set and ``write``)
     write the run folder (:func:`blemore.report.write_run`).
+
+    ``input_warnings``: the warnings raised where ``table`` / ``test_table`` / ``features``
+    were loaded elsewhere (the ablation's driver loads them once for every configuration);
+    they are reported first, as if loading here had raised them.
 
     ``final`` trains the final model on all training clips (default: when there are test
     clips or ``cfg.model_dir`` is set). ``engine`` (a :class:`blemore.engines.Engine`) runs
@@ -631,7 +636,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, table: pd.Da
         warnings.simplefilter("always")
         exp = Experiment(cfg, table=table, test_table=test_table, features=features, progress=progress,
                          engine=engine)
-    feature_warnings = [str(w.message) for w in caught]
+    feature_warnings = list(input_warnings) + [str(w.message) for w in caught]
     for msg in feature_warnings:
         warnings.warn(msg, stacklevel=2)
     t_cv = time.perf_counter()
