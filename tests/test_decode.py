@@ -190,3 +190,26 @@ def test_probability_files(tmp_path):
         load_probabilities(tmp_path / "t.csv")
     with pytest.raises(ValueError, match="not found"):
         load_probabilities(tmp_path / "absent.csv")
+
+
+@pytest.mark.parametrize("alpha,beta", [(float("nan"), 0.1), (0.3, float("inf")), (float("-inf"), float("nan"))])
+def test_non_finite_thresholds_are_refused(alpha, beta):
+    from blemore.decode import DecodeError, calibrate, decode_probabilities
+
+    p = np.full((2, 6), 1 / 6)
+    with pytest.raises(DecodeError, match="finite"):
+        decode_probabilities(p, alpha, beta)
+    with pytest.raises(DecodeError, match="finite"):
+        calibrate(p, np.array([0, 1]), alphas=[alpha], betas=[beta])
+
+
+def test_cli_decode_with_nan_alpha_is_one_error(tmp_path):
+    from click.testing import CliRunner
+
+    from blemore.cli import cli
+
+    csv = tmp_path / "p.csv"
+    csv.write_text("filename,ang,disg,fea,hap,sad,neu\nA1_ang_int1_ver1,0.5,0.1,0.1,0.1,0.1,0.1\n")
+    res = CliRunner().invoke(cli, ["decode", str(csv), "--alpha", "nan", "--beta", "0.1", "-o", str(tmp_path / "o.json")])
+    assert res.exit_code == 2, res.output
+    assert "finite" in res.output and not (tmp_path / "o.json").exists()

@@ -103,8 +103,17 @@ def _codes(tt: TopTwo, two: np.ndarray, equal: np.ndarray) -> tuple[np.ndarray, 
     return mask.astype(np.int64), target.astype(np.int64)
 
 
+def _check_thresholds(**values) -> None:
+    bad = [f"{name}={np.asarray(v).ravel()[~np.isfinite(np.asarray(v, dtype=np.float64).ravel())][:3].tolist()}"
+           for name, v in values.items() if not np.all(np.isfinite(np.asarray(v, dtype=np.float64)))]
+    if bad:
+        raise DecodeError("decoding thresholds must be finite numbers; got " + ", ".join(bad))
+
+
 def decode_probabilities(probs: np.ndarray, alpha: float, beta: float) -> tuple[np.ndarray, np.ndarray]:
-    """Decode (n, 6) probabilities into ``(mask, target)`` codes with the paper's rules."""
+    """Decode (n, 6) probabilities into ``(mask, target)`` codes with the paper's rules.
+    ``alpha``/``beta`` are numbers (or per-clip arrays); NaN or infinite thresholds are refused."""
+    _check_thresholds(alpha=alpha, beta=beta)
     tt = TopTwo.of(probs)
     two = (tt.p2 >= alpha) & ~tt.neutral_pair
     equal = np.abs(tt.p1 - tt.p2) <= beta
@@ -163,6 +172,7 @@ def calibrate(
     betas = np.array(PAPER_GRID if betas is None else betas, dtype=np.float64).ravel()
     if alphas.size == 0 or betas.size == 0:
         raise DecodeError("the alpha and beta grids must not be empty")
+    _check_thresholds(alphas=alphas, betas=betas)
     true_target = np.asarray(true_target, dtype=np.int64).ravel()
     if np.any(true_target < 0) or np.any(true_target >= len(TARGETS)):
         raise DecodeError("true targets must be valid target indices 0..35")
