@@ -7,6 +7,12 @@ none, starts a private local one (``ray.init``; stopped by :meth:`RayEngine.clos
 running). The dashboard is never started and usage statistics are off
 (``RAY_USAGE_STATS_ENABLED=0``) unless the environment says otherwise.
 
+Network: a local Ray binds to the machine's own interface address, not only to loopback. On a
+machine where only loopback may carry traffic (this project's development and CI machines), run
+it inside a private network namespace: ``unshare -n sh -c 'ip link set lo up && blemore ...'``
+(as root); Ray then finds no route and uses 127.0.0.1. The project's Ray tests
+(``tests/ray_checks.py``) and ``benchmarks/bench_ray.py`` do exactly that themselves.
+
 :meth:`RayEngine.map` (contract: :mod:`blemore.engines.base`):
 
 - with ``setup`` (extraction: models load once per worker): ``workers`` stateful actors, each
