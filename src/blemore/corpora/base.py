@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from blemore.errors import BlemoreError
+from blemore.errors import BlemoreError, format_problems
 from blemore.labels import EMOTION_NAMES, EMOTIONS
 from blemore.media import MEDIA_EXTENSIONS  # one list; its order is the preference when a clip has several
 from blemore.registry import Registry
@@ -65,10 +65,7 @@ class CorpusError(BlemoreError, ValueError):
             return
         self.source = source
         self.problems = [problems] if isinstance(problems, str) else list(problems)
-        lines = [f"  {p}" for p in self.problems[:30]]
-        if len(self.problems) > 30:
-            lines.append(f"  ... and {len(self.problems) - 30} more")
-        super().__init__(f"{source}:\n" + "\n".join(lines) if len(self.problems) > 1
+        super().__init__(format_problems(source, self.problems, limit=30) if len(self.problems) > 1
                          else f"{source}: {self.problems[0] if self.problems else 'unusable'}")
 
 
