@@ -14,6 +14,21 @@ records each weights file's SHA-256 (``files``); a file that differs (tampered o
 refused, naming it. Bundles of format version 1 (``part0.pt``, written before 0.3) are still
 read, with ``torch.load(weights_only=True)`` (tensors and plain values only, no pickled code).
 
+**Transductive decoding.** A model trained with ``--adapt meanvar|coral`` saves, in each part's
+weights file (so under its SHA-256), the training statistics :func:`blemore.adapt.fit_stats`
+made (mean/std per column; for CORAL the training data's principal basis and covariance there;
+never training clips), and ``bundle.json`` records the mode (``adapt``). A model trained with
+``--thresholds per-actor`` records the mode and shrinkage (``decoder.thresholds``) next to the
+label-free levels ``q_alpha``/``q_beta`` in ``decoder.params``. :meth:`ModelBundle.predict`
+then does what the run did to its test clips: the clips predicted together are one evaluated
+set (their own statistics are aligned to the saved ones; fewer than
+:data:`blemore.adapt.MIN_CLIPS` are left unadapted, with a warning), and each group of
+``groups`` (clip -> actor) is decoded with its own shrunk pair (clips without a group keep the
+global pair, as in the run); without ``groups`` all the clips predicted together are **one
+group**. ``Predictions.decoding`` says what ran. Such bundles are written as format 3 (an
+older blemore refuses them rather than decoding differently); others stay format 2, and
+bundles without these fields load as before (global thresholds, no adaptation).
+
 Use::
 
     model = ModelBundle.load("MODEL_DIR")
@@ -39,6 +54,7 @@ import pandas as pd
 
 from blemore import __version__
 from blemore._io import atomic_folder
+from blemore.adapt import ADAPT_MODES, MIN_CLIPS, apply_stats
 from blemore.errors import BlemoreError
 from blemore.extract import extract, find_media
 from blemore.features import FeatureSet, TransformChain, load_features, open_features
@@ -50,12 +66,15 @@ from blemore.weights import WeightsError, load_state, save_state, sha256_file
 from blemore.predictions import code_names, load_json_strict, prediction_table
 from blemore.store import open_store
 from blemore.submission import submission_dict
+from blemore.thresholds import ActorThresholds, ThresholdError
 from blemore.validate import InputWarning, input_problems
 
 __all__ = ["ModelBundle", "BundlePart", "Predictions", "BundleError", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "blemore-model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+"""Written for bundles that decode transductively (``--adapt`` / per-actor thresholds); the
+others are written as version 2, which older blemore versions read the same way."""
 
 
 class BundleError(BlemoreError, ValueError):
@@ -125,6 +144,8 @@ class BundlePart:
     sources: tuple[str, ...]
     chain: TransformChain
     head: Head
+    adapt: dict | None = None
+    """``--adapt``: the training statistics of :func:`blemore.adapt.fit_stats` (None: no adaptation)."""
 
 
 @dataclass
@@ -137,6 +158,10 @@ class Predictions:
     target: np.ndarray
     skipped: dict[str, str] = field(default_factory=dict)
     """Clips that were asked for but could not be predicted -> why (e.g. ``"wavlm: no audio"``)."""
+    decoding: dict = field(default_factory=dict)
+    """How the clips were decoded: ``transductive`` (whether a clip's prediction depends on the
+    other clips predicted with it), ``adapt`` and ``thresholds`` (mode and what ran), ``notes``
+    (one line each, for people; ``warned``: those also raised as warnings)."""
 
     def labels(self) -> list[str]:
         """Readable predictions (``hap``, ``ang+hap 70/30``; :func:`blemore.predictions.code_name`)."""
@@ -199,7 +224,22 @@ class ModelBundle:
                  pooling: Pooling, sources: Sequence[Mapping[str, Any]], epochs: int,
                  train_spec: Mapping[str, Any] | None = None, alphas: Sequence[float] | None = None,
                  betas: Sequence[float] | None = None, score_weights: Sequence[float] = (0.5, 0.5),
-                 info: Mapping[str, Any] | None = None):
+                 info: Mapping[str, Any] | None = None, thresholds: str = "global",
+                 threshold_shrink: float = 20.0, adapt: str = "none", adapt_eps: float = 0.1):
+        problems = []
+        try:
+            ActorThresholds(thresholds, threshold_shrink)
+        except ThresholdError as e:
+            problems.append(str(e))
+        if adapt not in ADAPT_MODES:
+            problems.append(f"adapt must be one of {', '.join(ADAPT_MODES)}, got {adapt!r}")
+        elif adapt != "none":
+            problems += [f"part {i} ({'+'.join(p.sources)}) has no training statistics for --adapt {adapt}"
+                         for i, p in enumerate(parts) if not p.adapt or p.adapt.get("mode") != adapt]
+        if problems:
+            raise BundleError("cannot make the model bundle: " + "; ".join(problems))
+        self.thresholds, self.threshold_shrink = thresholds, float(threshold_shrink)
+        self.adapt, self.adapt_eps = adapt, float(adapt_eps)
         self.parts = list(parts)
         self.head = head
         self.head_options = dict(head_options)
@@ -222,6 +262,12 @@ class ModelBundle:
     def decoder(self):
         return self.parts[0].head.decoder(self.alphas, self.betas, self.score_weights)
 
+    @property
+    def transductive(self) -> bool:
+        """Whether a clip's prediction depends on the clips predicted with it (``--adapt`` or
+        per-actor thresholds with the levels they need)."""
+        return self.adapt != "none" or (self.thresholds == "per-actor" and "q_alpha" in self.params)
+
     # -- construction -----------------------------------------------------------------
     @classmethod
     def from_job(cls, exp, job, sel) -> "ModelBundle":
@@ -233,26 +279,31 @@ class ModelBundle:
             c = fs.configs.get(name, {})
             sources.append({"name": name, "dim": int(c.get("dim") or 0), "pooled_dim": fs.dim(name),
                             "root": c.get("root"), "config": c.get("config")})
-        parts = [BundlePart(p.sources, p.chain, p.head) for p in job.parts]
+        parts = [BundlePart(p.sources, p.chain, p.head, getattr(p, "adapt", None)) for p in job.parts]
         info = {"run": cfg.run_name(), "train_clips": len(job.train_clips),
                 "train_metadata": cfg.metadata, "selection": sel.as_dict(),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
         return cls(parts, head=cfg.head, head_options=cfg.head_options, fusion=exp.fusion,
                    fusion_weights=sel.weights, params=sel.params, pooling=exp.pooling, sources=sources,
                    epochs=sel.epoch, train_spec=exp.spec.as_dict(), alphas=cfg.alphas, betas=cfg.betas,
-                   score_weights=cfg.score_weights, info=info)
+                   score_weights=cfg.score_weights, info=info, thresholds=exp.thresholds.mode,
+                   threshold_shrink=exp.thresholds.shrink, adapt=cfg.adapt)
 
     # -- persistence --------------------------------------------------------------------
     def manifest(self) -> dict:
         return {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "versions": _versions(),
+            "format": FORMAT, "format_version": FORMAT_VERSION if self.transductive else 2, "versions": _versions(),
             "labels": list(EMOTIONS), "head": {"name": self.head, "options": self.head_options},
             "fusion": self.fusion.as_dict(), "fusion_weights": self.fusion_weights,
             "pooling": self.pooling.as_dict(), "sources": self.sources,
             "parts": [{"file": f"part{i}.safetensors", "sources": list(p.sources), "transforms": p.chain.specs()}
                       for i, p in enumerate(self.parts)],
             "decoder": {"params": self.params, "alphas": self.alphas, "betas": self.betas,
-                        "score_weights": list(self.score_weights)},
+                        "score_weights": list(self.score_weights),
+                        **({"thresholds": {"mode": self.thresholds, "shrink": self.threshold_shrink}}
+                           if self.thresholds != "global" else {})},
+            **({"adapt": {"mode": self.adapt, "eps": self.adapt_eps, "min_clips": MIN_CLIPS}}
+               if self.adapt != "none" else {}),
             "epochs": self.epochs, "train_spec": self.train_spec, "info": self.info,
         }
 
@@ -262,7 +313,8 @@ class ModelBundle:
         with atomic_folder(dest) as tmp:
             manifest = self.manifest()
             for p, pm in zip(self.parts, manifest["parts"]):
-                save_state(tmp / pm["file"], {"head": p.head.state_dict(), "transforms": p.chain.state_dict()})
+                save_state(tmp / pm["file"], {"head": p.head.state_dict(), "transforms": p.chain.state_dict(),
+                                              **({"adapt": p.adapt} if self.adapt != "none" else {})})
             manifest["files"] = {pm["file"]: {"sha256": sha256_file(tmp / pm["file"])} for pm in manifest["parts"]}
             (tmp / "bundle.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
         return dest
@@ -343,13 +395,25 @@ class ModelBundle:
             if "seeds_k" in state["head"]:  # --seeds K: a seed ensemble (blemore.heads.seeds)
                 head = head.wrapped("seeds", k=int(np.asarray(_from_saved(state["head"]["seeds_k"]))))
             head.load_state_dict(_from_saved(state["head"]))
-            parts.append(BundlePart(tuple(pm["sources"]), chain, head))
+            stats = state.get("adapt")
+            parts.append(BundlePart(tuple(pm["sources"]), chain, head, dict(stats) if stats else None))
         d = m["decoder"]
-        return cls(parts, head=m["head"]["name"], head_options=m["head"]["options"], fusion=fusion,
-                   fusion_weights=m.get("fusion_weights"), params=d["params"], pooling=pooling,
-                   sources=m["sources"], epochs=m["epochs"], train_spec=m.get("train_spec"),
-                   alphas=d.get("alphas"), betas=d.get("betas"), score_weights=d.get("score_weights", (0.5, 0.5)),
-                   info=m.get("info"))
+        th = d.get("thresholds") or {}
+        ad = m.get("adapt") or {}
+        try:
+            shrink, eps = float(th.get("shrink", 20.0)), float(ad.get("eps", 0.1))
+        except (TypeError, ValueError):
+            raise BundleError(f"{mf}: decoder.thresholds.shrink and adapt.eps must be numbers, got "
+                              f"{th.get('shrink')!r} and {ad.get('eps')!r}") from None
+        try:
+            return cls(parts, head=m["head"]["name"], head_options=m["head"]["options"], fusion=fusion,
+                       fusion_weights=m.get("fusion_weights"), params=d["params"], pooling=pooling,
+                       sources=m["sources"], epochs=m["epochs"], train_spec=m.get("train_spec"),
+                       alphas=d.get("alphas"), betas=d.get("betas"), score_weights=d.get("score_weights", (0.5, 0.5)),
+                       info=m.get("info"), thresholds=th.get("mode", "global"), threshold_shrink=shrink,
+                       adapt=ad.get("mode", "none"), adapt_eps=eps)
+        except BundleError as e:
+            raise BundleError(f"{mf}: {e}") from None
 
     # -- prediction ---------------------------------------------------------------------
     def _feature_set(self, features: Any, clip_ids: Sequence[str] | None, missing: str) -> FeatureSet:
@@ -417,25 +481,87 @@ class ModelBundle:
                 ok.append(cid)
         return ok, skipped
 
-    def outputs(self, fs: FeatureSet, groups: Mapping[str, Any] | None = None) -> np.ndarray:
-        """Combined per-clip outputs for every clip of ``fs``."""
+    def outputs(self, fs: FeatureSet, groups: Mapping[str, Any] | None = None,
+                decoding: dict | None = None) -> np.ndarray:
+        """Combined per-clip outputs for every clip of ``fs`` (with ``--adapt``, the clips of
+        ``fs`` are one evaluated set; ``decoding``, when given, gets what adaptation did)."""
         pos = np.arange(len(fs), dtype=np.int64)
         ids = np.array(fs.clip_ids, dtype=object)
         outs = []
-        for p in self.parts:
+        for i, p in enumerate(self.parts):
             X, owner = fs.rows(p.sources, pos)
             rc = pos if owner is None else pos[owner]
             g = None if groups is None else [groups.get(c) for c in ids[rc]]
             _warn_inputs(p, X, ids[rc].tolist())
             X = p.chain.transform(X, clip_ids=ids[rc].tolist(), groups=g)
+            X = self._adapt(i, p, X, len(fs), decoding)
             outs.append(p.head.predict_outputs(X, owner))
         return self.fusion.combine(outs, self.fusion_weights, self.parts[0].head)
+
+    def _adapt(self, i: int, part: BundlePart, X: np.ndarray, n_clips: int, decoding: dict | None) -> np.ndarray:
+        """``X`` (transformed rows of the clips predicted together) aligned to the part's saved
+        training statistics, as the run aligned its test clips; fewer than MIN_CLIPS rows: unchanged, with a warning."""
+        if self.adapt == "none" or part.adapt is None:
+            return X
+        applied = len(X) >= MIN_CLIPS
+        what = "+".join(part.sources)
+        if applied:
+            note = (f"--adapt {self.adapt} (transductive): the features of the {n_clips} clip(s) predicted together "
+                    f"were aligned to the training statistics saved in the model" + (f" (part {what})" if len(self.parts) > 1 else ""))
+        else:
+            note = (f"--adapt {self.adapt} skipped" + (f" for part {what}" if len(self.parts) > 1 else "") +
+                    f": {len(X)} row(s) of {n_clips} clip(s) predicted together, it needs at least {MIN_CLIPS} "
+                    "(the statistics of the evaluated set); predicted without adaptation")
+            warnings.warn(note, InputWarning, stacklevel=4)
+            if decoding is not None:
+                decoding.setdefault("warned", []).append(note)
+        if decoding is not None:
+            decoding.setdefault("adapt", {"mode": self.adapt, "parts": []})["parts"].append(
+                {"sources": list(part.sources), "applied": applied, "rows": int(len(X)), "clips": int(n_clips)})
+            decoding.setdefault("notes", []).append(note)
+        return apply_stats(part.adapt, X, self.pooling.sequence_length, self.adapt_eps)
+
+    def decode(self, out: np.ndarray, clip_ids: Sequence[str], groups: Mapping[str, Any] | None = None,
+               decoding: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(mask, target)`` of combined outputs: the global pair, or with per-actor thresholds
+        each group of ``groups`` (clip -> actor) with its own shrunk pair (clips without a group:
+        the global pair, as in the run); no ``groups``: all ``clip_ids`` are one group."""
+        th = ActorThresholds(self.thresholds, self.threshold_shrink)
+        if not th.active:
+            return self.decoder().decode(out, self.params)
+        if "q_alpha" not in self.params:
+            note = ("per-actor thresholds: this head's decoder has no alpha/beta, so every clip was decoded with "
+                    "the decoder's own parameters")
+            g = None
+        elif groups is None:
+            g = ["all clips"] * len(clip_ids)
+            note = (f"per-actor thresholds (transductive): no groups given, so the {len(clip_ids)} clip(s) predicted "
+                    "together were one group: alpha/beta from their own predicted top-two probabilities, shrunk "
+                    f"towards the global pair with n / (n + {th.shrink:g})")
+        else:
+            g = [groups.get(c) for c in clip_ids]
+            none = sum(1 for x in g if x is None or (isinstance(x, float) and np.isnan(x)) or x == "")
+            g = [None if x == "" else x for x in g]
+            note = (f"per-actor thresholds (transductive): each of the {len({str(x) for x in g if x is not None})} "
+                    "group(s) given was decoded with alpha/beta from its own predicted top-two probabilities, "
+                    f"shrunk towards the global pair with n / (n + {th.shrink:g})"
+                    + (f"; {none} clip(s) without a group kept the global pair" if none else ""))
+        mask, target = th.decode(self.decoder(), out, self.params, g)
+        if decoding is not None:
+            decoding["thresholds"] = {"mode": self.thresholds, "shrink": th.shrink,
+                                      "groups": None if g is None else ("one group" if groups is None else "given"),
+                                      "pairs": th.log[-1] if th.log else {}}
+            decoding.setdefault("notes", []).append(note)
+        return mask, target
 
     def predict(self, features: Any, clip_ids: Sequence[str] | None = None, *,
                 groups: Mapping[str, Any] | None = None, missing: str = "impute") -> Predictions:
         """Predict clips from feature sources (a mapping name -> source/path, one source or a
         list, or a :class:`FeatureSet`). ``groups`` maps clip ids to actor/group ids for
-        transforms that use them. Missing clips are imputed by default (with a warning)."""
+        transforms that use them and for per-actor thresholds (see the module docstring: the
+        clips predicted in one call are one evaluated set for ``--adapt``, and one group when
+        ``groups`` is None). Missing clips are imputed by default (with a warning).
+        ``Predictions.decoding`` says whether and how decoding was transductive."""
         skipped: dict[str, str] = {}
         if clip_ids is None and not isinstance(features, FeatureSet):
             features = dict(zip(self.source_names, self._sources(features)))
@@ -443,10 +569,11 @@ class ModelBundle:
             if not clip_ids:
                 raise BundleError(_nothing_to_predict(skipped))
         fs = self._feature_set(features, clip_ids, missing)
-        out = self.outputs(fs, groups)
-        mask, target = self.decoder().decode(out, self.params)
+        decoding: dict = {"transductive": self.transductive}
+        out = self.outputs(fs, groups, decoding)
+        mask, target = self.decode(out, list(fs.clip_ids), groups, decoding)
         proba = self.parts[0].head.outputs_to_proba(out)
-        return Predictions(list(fs.clip_ids), np.asarray(proba), mask, target, skipped=skipped)
+        return Predictions(list(fs.clip_ids), np.asarray(proba), mask, target, skipped=skipped, decoding=decoding)
 
     def extractors(self) -> tuple[list[str], dict[str, dict]]:
         """The extractor names and settings that made the model's feature sources (from their
@@ -466,9 +593,10 @@ class ModelBundle:
         return names, settings
 
     def predict_media(self, paths: Sequence[str | os.PathLike], store: str | os.PathLike, *,
-                      workers: int | None = None, progress: bool = True):
+                      workers: int | None = None, progress: bool = True, groups: Mapping[str, Any] | None = None):
         """Extract the features the model needs from media files (or folders of them) into the
-        store ``store`` with the model's extractors and settings, then predict.
+        store ``store`` with the model's extractors and settings, then predict (``groups``: as
+        for :meth:`predict`).
         Returns ``(Predictions, {source name: FeatureSource})``."""
         names, settings = self.extractors()
         asked = list(find_media([str(p) for p in paths]))
@@ -479,7 +607,7 @@ class ModelBundle:
         ok, skipped = self.coverage([sources[n] for n in self.source_names], asked)
         if not ok:
             raise BundleError(_nothing_to_predict(skipped))
-        pred = self.predict(sources, ok, missing="error")
+        pred = self.predict(sources, ok, missing="error", groups=groups)
         pred.skipped = skipped
         return pred, sources
 
@@ -492,7 +620,7 @@ class ModelBundle:
         7 statistics, or the window mean for windowed models) and predicted one by one. A
         source without a known rate is assumed to span the same duration as the others.
         By default the window is a quarter of the clip (at most 2 s) and the hop a quarter
-        of the window.
+        of the window. Windows are not clips: a model's ``--adapt`` is not applied to them.
         """
         rates = dict(rates or {})
         absent = [n for n in self.source_names if n not in arrays]

@@ -892,5 +892,56 @@ __all__ = [
     "CLIP_COLUMNS", "OPTIONAL_COLUMNS", "MEDIA_EXTENSIONS", "METADATA_COLUMNS", "SPLITS",
     "DatasetError", "ClipIdError", "clip_table", "load_metadata", "index_folder", "build_index", "concat_tables",
     "empty_table", "make_folds", "ensure_folds", "fold_problems", "write_metadata", "truth_from_table", "labels_for_clips",
-    "fold_summary", "free_id_problem", "parse_label_name", "leave_one_actor_out",
+    "fold_summary", "free_id_problem", "parse_label_name", "leave_one_actor_out", "load_groups",
 ]
+
+
+def load_groups(csv_path: str | os.PathLike) -> dict[str, str | None]:
+    """Clip id -> actor (group) from a CSV: a metadata file as :func:`load_metadata` reads it
+    (its actor column or the actor in BLEMORE clip ids, named as a run names them), else any
+    CSV with a clip column (``clip_id``, ``clip``, ``filename``, ...; folders and extensions
+    stripped) and an actor column (``actor``, ``speaker``, ``subject``, ... or ``group``; values
+    verbatim). An empty actor is None (no group). For per-actor thresholds and per-actor
+    normalisation of clips a model predicts. Raises :class:`DatasetError` listing every problem."""
+    src = str(csv_path)
+    try:
+        table = load_metadata(csv_path)
+        if table["actor"].notna().any():
+            return {str(c): (None if _none(a) is None else str(a)) for c, a in zip(table["clip_id"], table["actor"])}
+    except (DatasetError, ClipIdError):
+        pass  # not a metadata file: read it as a plain clip -> actor table below
+    try:
+        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise DatasetError(src, ["file not found"]) from None
+    except IsADirectoryError:
+        raise DatasetError(src, ["is a folder, expected a CSV file"]) from None
+    except OSError as e:
+        raise DatasetError(src, [f"cannot be read ({e.strerror or e})"]) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, csv.Error) as e:
+        raise DatasetError(src, [f"not a readable CSV file ({str(e).strip()[:200]})"]) from None
+    df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
+    ccol = _find_column(df.columns, _FILENAME_NAMES)
+    acol = _find_column(df.columns, _ACTOR_NAMES + ("group",))
+    problems = []
+    if ccol is None:
+        problems.append(f"no clip column ({', '.join(_FILENAME_NAMES)}; columns: {', '.join(df.columns) or 'none'})"
+                        + delimiter_hint(",".join(df.columns)))
+    if acol is None:
+        problems.append(f"no actor column ({', '.join(_ACTOR_NAMES + ('group',))}; "
+                        f"columns: {', '.join(df.columns) or 'none'})")
+    if problems:
+        raise DatasetError(src, problems)
+    out: dict[str, str | None] = {}
+    for i, (c, a) in enumerate(zip(df[ccol], df[acol])):
+        cid = Path(c.strip().replace("\\", "/")).name.split(".", 1)[0]
+        if not cid:
+            problems.append(f"row {i + 2}: empty clip id {c!r}")
+            continue
+        actor = a.strip() or None
+        if cid in out and out[cid] != actor:
+            problems.append(f"row {i + 2}: clip {cid} is given two actors, {out[cid]!r} and {actor!r}")
+        out[cid] = actor
+    if problems:
+        raise DatasetError(src, problems)
+    return out

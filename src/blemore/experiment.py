@@ -58,7 +58,7 @@ from blemore.dataset import ensure_folds, leave_one_actor_out, load_metadata
 from blemore.decoders import DecoderFit
 from blemore.errors import BlemoreError
 from blemore.features import FeatureSet, TransformChain, load_features
-from blemore.adapt import adapt, describe as describe_adapt
+from blemore.adapt import apply_stats, describe as describe_adapt, fit_stats
 from blemore.fusion import Fusion, create_fusion
 from blemore.heads.base import Head, create_head
 from blemore.heads.training import EvalSet, FitHistory, TrainSpec, aggregate_rows
@@ -146,6 +146,7 @@ class Part:
     chain: TransformChain
     head: Head
     history: FitHistory
+    adapt: dict | None = None  # --adapt: the training statistics (blemore.adapt.fit_stats; bundles save them)
 
 
 @dataclass
@@ -375,11 +376,12 @@ class Experiment:
             X, _, rc = self._rows(sources, pos)
             chain = TransformChain(self.cfg.transforms, frames=self.pooling.sequence_length)
             X = chain.fit_transform(X, clip_ids=self.clip_ids[rc].tolist(), groups=self.actor[rc].tolist())
+            stats = fit_stats(self.cfg.adapt, X, self.pooling.sequence_length)  # None for "none"
             eval_sets = {}
             for name, epos in evals.items():
                 Xe, own, erc = self._rows(sources, epos)
                 Xe = chain.transform(Xe, clip_ids=self.clip_ids[erc].tolist(), groups=self.actor[erc].tolist())
-                Xe = adapt(self.cfg.adapt, X, Xe, self.pooling.sequence_length)  # "none": unchanged
+                Xe = apply_stats(stats, Xe, self.pooling.sequence_length)  # "none": unchanged
                 eval_sets[name] = EvalSet(Xe, own)
             head = self.fusion.head_for(create_head(self.cfg.head, **self.cfg.head_options),
                                         [self.features.dim(s) for s in sources])
@@ -389,7 +391,7 @@ class Experiment:
             hist = head.fit(X, TARGET_SOFT[tgt].astype(np.float32), target=tgt, groups=self.actor[rc],
                             eval_sets=eval_sets, spec=spec, seed=_seed_for(self.cfg.seed, exclude, gi),
                             progress=self._tick)
-            parts.append(Part(tuple(sources), chain, head, hist))
+            parts.append(Part(tuple(sources), chain, head, hist, stats))
         job = Job(frozenset(exclude), dict(evals), parts, time.perf_counter() - t0,
                   self.clip_ids[pos].tolist())
         return job

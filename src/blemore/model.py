@@ -23,6 +23,13 @@ Contract:
   ``saliences`` (``70/30``; ``100`` for a single emotion), ``label`` (``ang+hap 70/30``, ``hap``)
   and ``p_ang`` ... ``p_neu`` (six probabilities summing to 1). A clip that cannot be predicted
   (no face, no audio, a failed extraction) is not a row: a warning names it and says why.
+- A model trained with ``--adapt`` or ``--thresholds per-actor`` decodes **transductively**:
+  the clips predicted in one call (feature inputs together; media together, as a separate
+  set) are one evaluated set, and ``groups`` (a mapping clip id -> actor, or a CSV file with a
+  clip column and an actor column, e.g. a metadata file) gives the per-actor groups; without it
+  the clips of a set are one group (:mod:`blemore.bundle`). ``df.attrs["decoding"]`` says
+  whether decoding was transductive and what ran (``notes``: one line each); with fewer than
+  two clips, adaptation is skipped with a warning.
 """
 from __future__ import annotations
 
@@ -33,6 +40,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from blemore.bundle import BundleError, ModelBundle
+from blemore.dataset import load_groups
 from blemore.media import MEDIA_EXTENSIONS
 from blemore.predictions import prediction_frame
 from blemore.store import open_store
@@ -72,9 +80,14 @@ class Model:
     def __repr__(self) -> str:
         return f"Model(sources={self.bundle.source_names}, params={self.bundle.params})"
 
-    def predict(self, inputs: Any, *, workers: int | None = None, progress: bool = True):
+    def predict(self, inputs: Any, *, groups: Mapping[str, Any] | str | os.PathLike | None = None,
+                workers: int | None = None, progress: bool = True):
         """Predict media files and/or feature inputs (see the module docstring); returns a
-        DataFrame with ``clip``, ``emotions``, ``saliences``, ``label``, ``p_<emotion>``."""
+        DataFrame with ``clip``, ``emotions``, ``saliences``, ``label``, ``p_<emotion>``.
+        ``groups``: clip id -> actor (a mapping or a CSV file) for per-actor thresholds and
+        per-actor normalisation; ``df.attrs["decoding"]`` says how the clips were decoded."""
+        if groups is not None and not isinstance(groups, Mapping):
+            groups = load_groups(groups)
         items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         if not items:
             raise BundleError("nothing to predict: give media files and/or feature folders")
@@ -84,24 +97,35 @@ class Model:
         missing = [str(x) for x in [*media, *npys] if not Path(x).is_file()]
         if missing:
             raise BundleError(f"no such file(s): {', '.join(missing)}")
-        frames, skipped = [], {}
+        frames, skipped, decodings = [], {}, []
         with tempfile.TemporaryDirectory(prefix="blemore-predict-") as tmp:
             if npys:
                 features.append(self._npy_folder(npys, Path(tmp) / "npy"))
             if features:
-                pred = self.bundle.predict(self._feature_input(features))
+                pred = self.bundle.predict(self._feature_input(features), groups=groups)
                 frames.append(prediction_frame(pred.clip_ids, pred.proba, pred.mask, pred.target))
                 skipped.update(pred.skipped)
+                decodings.append(pred.decoding)
             if media:
-                pred, _ = self.bundle.predict_media(media, Path(tmp) / "store", workers=workers, progress=progress)
+                pred, _ = self.bundle.predict_media(media, Path(tmp) / "store", workers=workers, progress=progress,
+                                                    groups=groups)
                 frames.append(prediction_frame(pred.clip_ids, pred.proba, pred.mask, pred.target))
                 skipped.update(pred.skipped)
+                decodings.append(pred.decoding)
         if skipped:
             warnings.warn(f"{len(skipped)} clip(s) not predicted: "
                           + "; ".join(f"{c} ({why})" for c, why in sorted(skipped.items())), stacklevel=2)
         import pandas as pd
 
-        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        if len(decodings) == 1:
+            df.attrs["decoding"] = decodings[0]
+        else:  # feature inputs and media: two evaluated sets
+            notes = [f"{what}: {n}" for what, d in zip(("feature inputs", "media"), decodings) for n in d.get("notes", [])]
+            df.attrs["decoding"] = {"transductive": any(d.get("transductive") for d in decodings), "sets": decodings,
+                                    "notes": notes + (["feature inputs and media were decoded as two separate sets"]
+                                                      if any(d.get("transductive") for d in decodings) else [])}
+        return df
 
     # -- feature inputs ---------------------------------------------------------------------
     def _feature_input(self, features: list) -> Any:

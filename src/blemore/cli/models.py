@@ -391,6 +391,10 @@ def train_cmd(quiet, head, as_json, actor_norm, identity_groups, **options):
     if cv:
         click.echo(f"Out-of-fold (selection data, optimistic): presence {cv['acc_presence']:.3f}, "
                    "salience " + ("n/a (no blends)" if cv["acc_salience"] is None else f"{cv['acc_salience']:.3f}"))
+    if model.transductive:
+        what = [f"--adapt {model.adapt}"] * (model.adapt != "none") + ["per-actor thresholds"] * (model.thresholds == "per-actor")
+        click.echo(f"Decoding is transductive ({', '.join(what)}): the clips predicted together are one set; "
+                   "give blemore predict --groups FILE for per-actor groups (otherwise they are one group)")
     click.echo(f"Model bundle: {model_dir}")
 
 
@@ -480,13 +484,21 @@ def _names_a_model(arg: str) -> bool:
 @click.option("--allow-partial", is_flag=True,
               help="Predict the clips that can be predicted when some cannot (e.g. no audio for an audio model); "
                    "each skipped clip is still listed. Without it such a batch exits non-zero and writes nothing.")
-def predict_cmd(args, model_opt, output, store, workers, timeline, as_json, allow_partial):
+@click.option("--groups", "groups_file", type=click.Path(dir_okay=False), default=None,
+              help="CSV giving each clip's actor (clip_id,actor, or a metadata file with an actor column) for models "
+                   "trained with --thresholds per-actor (each actor decoded with its own thresholds) or --actor-norm. "
+                   "Without it, the clips predicted together are one group.")
+def predict_cmd(args, model_opt, output, store, workers, timeline, as_json, allow_partial, groups_file):
     """Predict clips with a model bundle, a model on the Hugging Face Hub, or the built-in face model.
 
     MODEL is a bundle folder (from ``blemore train``), ``hf://owner/repo[@revision]``, or
     ``face-zero-shot``; without one, the built-in face model is used (uncalibrated: it has not
     seen BLEMORE). INPUTS are media clips or folders of clips (features are extracted with the
     model's extractors and settings), or feature folders / a feature store.
+
+    A model trained with --adapt or --thresholds per-actor decodes transductively: the clips
+    predicted together are aligned to the training statistics and decoded per group (--groups);
+    the lines on stderr and the table's ``decoding`` column say what ran.
     """
     import tempfile
 
@@ -505,6 +517,13 @@ def predict_cmd(args, model_opt, output, store, workers, timeline, as_json, allo
                         f"input(s) not found: {', '.join(missing)}")
     model = resolve_model(spec)
     records = None
+    groups = None
+    if groups_file is not None:
+        from blemore.dataset import load_groups
+
+        if not isinstance(model, ModelBundle):
+            raise UserError(f"--groups is for model bundles; {spec} decodes every clip on its own")
+        groups = load_groups(groups_file)
     if not isinstance(model, ModelBundle):  # the zero-shot face model
         click.echo(f"notice: {model.notice}", err=True)
         res = model.predict_media(inputs, progress=True, warn=False)
@@ -532,9 +551,10 @@ def predict_cmd(args, model_opt, output, store, workers, timeline, as_json, allo
                 if store is None:
                     tmp = tempfile.TemporaryDirectory(prefix="blemore-predict-")
                     store = tmp.name
-                pred, sources = model.predict_media(list(inputs), store, workers=workers, progress=True)
+                pred, sources = model.predict_media(list(inputs), store, workers=workers, progress=True,
+                                                    groups=groups)
             else:
-                pred = model.predict(sources)
+                pred = model.predict(sources, groups=groups)
             _report_skipped(pred.skipped, len(pred.clip_ids), allow_partial)
             if output:
                 records = bundle_timeline_records(model, pred, sources, media)
@@ -557,6 +577,12 @@ def predict_cmd(args, model_opt, output, store, workers, timeline, as_json, allo
     table = pred.table()
     if notice:
         table["notice"] = notice
+    decoding = getattr(pred, "decoding", None) or {}
+    for line in decoding.get("notes", []):
+        if line not in decoding.get("warned", []):  # those were shown as warnings already
+            click.echo(f"decoding: {line}", err=True)
+    if decoding.get("transductive"):
+        table["decoding"] = "transductive: " + " | ".join(decoding.get("notes", []))
     if output:
         from blemore._io import atomic_write_bytes
         from blemore.submission import write_predictions
@@ -569,7 +595,7 @@ def predict_cmd(args, model_opt, output, store, workers, timeline, as_json, allo
     else:
         if notice:
             click.echo(f"NOTICE: {notice}")
-        click.echo(table.drop(columns=["notice"], errors="ignore").to_string(index=False))
+        click.echo(table.drop(columns=["notice", "decoding"], errors="ignore").to_string(index=False))
         if output:
             click.echo(f"\nChallenge JSON: {output} (keys <clip id>.mov as the challenge names clips, whatever "
                        f"the media's extension); table: {Path(output).with_suffix('.csv')}; "
