@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from blemore.adapt import adapt, apply_stats, fit_stats
-from blemore.bundle import ModelBundle
+from blemore.bundle import BundleError, ModelBundle
 from blemore.config import ExperimentConfig
 from blemore.dataset import DatasetError, load_groups, load_metadata
 from blemore.experiment import run_experiment
@@ -71,11 +71,11 @@ def corpus(tmp_path_factory):
 
 
 def _run(corpus, tmp, **kw):
-    cfg = ExperimentConfig(metadata=str(corpus.train_metadata), test_metadata=str(corpus.test_metadata),
-                           features=[str(corpus.sources["audio"])], head="mlp", head_options={"hidden": 8},
-                           preset="fast", selection="paper", train={"epochs": 3, "batch_size": 32, "lr": 1e-2},
-                           threads=1, plots=False, model_dir=str(tmp / "m"), **kw)
-    return run_experiment(cfg, progress=False, write=False)
+    base = dict(metadata=str(corpus.train_metadata), test_metadata=str(corpus.test_metadata),
+                features=[str(corpus.sources["audio"])], head="mlp", head_options={"hidden": 8},
+                preset="fast", selection="paper", train={"epochs": 3, "batch_size": 32, "lr": 1e-2},
+                threads=1, plots=False, model_dir=str(tmp / "m"))
+    return run_experiment(ExperimentConfig(**{**base, **kw}), progress=False, write=False)
 
 
 def _test_npys(corpus, r):
@@ -93,16 +93,22 @@ def _same_as_run(df, r):
 def _same_as_run_exactly(model, corpus, r, groups):
     """ModelBundle.predict (unrounded) against the run's 6-decimal test probabilities and codes."""
     ids = r.test_predictions["clip_id"].tolist()
-    pred = model.bundle.predict({"audio": corpus.sources["audio"]}, clip_ids=ids, groups=groups)
+    pred = model.bundle.predict({n: corpus.sources[n] for n in model.source_names}, clip_ids=ids, groups=groups)
     np.testing.assert_array_equal(pred.target, r.test_predictions["pred_target"].to_numpy())
     np.testing.assert_array_equal(pred.mask, r.test_predictions["pred_mask"].to_numpy())
     np.testing.assert_allclose(pred.proba, r.test_predictions[[f"p_{e}" for e in EMOTIONS]].to_numpy(float), atol=6e-7)
     return pred
 
 
-@pytest.mark.parametrize("mode", ["meanvar", "coral"])
-def test_bundle_decodes_as_the_run_with_per_actor_thresholds_and_adaptation(corpus, tmp_path, mode):
-    r = _run(corpus, tmp_path, thresholds="per-actor", adapt=mode)
+@pytest.mark.parametrize("mode,kw", [
+    ("meanvar", {}),
+    ("coral", {"fusion": "late-learned", "features": ["video", "audio"]}),  # one part (statistics) per source
+    ("meanvar", {"head": "attn-pool", "head_options": {"frames": 6, "hidden": 4, "heads": 2}}),  # frame sequences
+], ids=["meanvar", "coral-late", "meanvar-sequence"])
+def test_bundle_decodes_as_the_run_with_per_actor_thresholds_and_adaptation(corpus, tmp_path, mode, kw):
+    if "features" in kw:
+        kw = {**kw, "features": [str(corpus.sources[n]) for n in kw["features"]]}
+    r = _run(corpus, tmp_path, thresholds="per-actor", adapt=mode, **kw)
     m = json.loads((tmp_path / "m" / "bundle.json").read_text())
     assert m["format_version"] == 3 and m["adapt"]["mode"] == mode
     assert m["decoder"]["thresholds"] == {"mode": "per-actor", "shrink": 20.0}
@@ -111,20 +117,22 @@ def test_bundle_decodes_as_the_run_with_per_actor_thresholds_and_adaptation(corp
     actors = dict(zip(test["clip_id"], test["actor"]))
     assert len(set(actors.values())) == 2
     model = load_model(tmp_path / "m")
-    df = model.predict(_test_npys(corpus, r), groups=actors)
-    _same_as_run(df, r)
-    _same_as_run_exactly(model, corpus, r, actors)
-    dec = df.attrs["decoding"]
-    assert dec["transductive"] and dec["adapt"]["parts"][0]["applied"] and dec["adapt"]["mode"] == mode
+    pred = _same_as_run_exactly(model, corpus, r, actors)
+    dec = pred.decoding
+    assert dec["transductive"] and dec["adapt"]["mode"] == mode
+    assert [p["applied"] for p in dec["adapt"]["parts"]] == [True] * len(model.parts) == [True] * (1 + ("fusion" in kw))
     # the per-actor pairs are those the run reported for its test set (its last decoding)
     assert dec["thresholds"]["pairs"] == r.results["thresholds"]["decodings"][-1]
     assert any("transductive" in n for n in dec["notes"])
     # the saved statistics matter: the same bundle without them predicts other probabilities
     plain = ModelBundle.load(tmp_path / "m")
     plain.adapt = "none"
-    p0 = plain.predict({"audio": corpus.sources["audio"]}, clip_ids=r.test_predictions["clip_id"].tolist(), groups=actors)
-    assert np.abs(p0.proba - df[[f"p_{e}" for e in EMOTIONS]].to_numpy(float)).max() > 1e-3
-    if mode == "meanvar":  # the command line, with the test metadata as --groups
+    p0 = plain.predict({n: corpus.sources[n] for n in plain.source_names}, clip_ids=pred.clip_ids, groups=actors)
+    assert np.abs(p0.proba - pred.proba).max() > 1e-3
+    if not kw:  # the notebook API on .npy files and the command line, with the test metadata as --groups
+        df = model.predict(_test_npys(corpus, r), groups=actors)
+        _same_as_run(df, r)
+        assert df.attrs["decoding"]["thresholds"]["pairs"] == dec["thresholds"]["pairs"]
         from click.testing import CliRunner
 
         from blemore.cli import cli
@@ -161,6 +169,20 @@ def test_one_clip_one_group_and_groups_files(corpus, tmp_path):
     plain = tmp_path / "groups.csv"
     pd.DataFrame({"clip_id": [f"{c}.mov" for c in test["clip_id"]], "speaker": test["actor"]}).to_csv(plain, index=False)
     assert load_groups(plain) == load_groups(corpus.test_metadata) == dict(zip(test["clip_id"], test["actor"]))
+    # a bundle.json without the new fields (as blemore wrote them before): global pair, no adaptation
+    mf = tmp_path / "m" / "bundle.json"
+    m = json.loads(mf.read_text())
+    old = {**m, "format_version": 2, "decoder": {k: v for k, v in m["decoder"].items() if k != "thresholds"}}
+    old.pop("adapt")
+    mf.write_text(json.dumps(old))
+    legacy = ModelBundle.load(tmp_path / "m")
+    lp = legacy.predict({"audio": corpus.sources["audio"]}, clip_ids=df["clip"].tolist(), groups=dict(zip(test["clip_id"], test["actor"])))
+    ref_mask, ref_target = legacy.decoder().decode(legacy.outputs(legacy._feature_set({"audio": corpus.sources["audio"]}, df["clip"].tolist(), "impute")), legacy.params)
+    assert lp.decoding == {"transductive": False} and np.array_equal(lp.target, ref_target)
+    # a bundle that names a mode its weights have no statistics for is refused, naming the part
+    mf.write_text(json.dumps({**m, "adapt": {**m["adapt"], "mode": "coral"}}))
+    with pytest.raises(BundleError, match="no training statistics for --adapt coral"):
+        ModelBundle.load(tmp_path / "m")
     bad = tmp_path / "bad.csv"
     bad.write_text("clip_id,actor\na,x\na,y\n")
     with pytest.raises(DatasetError, match="two actors"):

@@ -4,8 +4,10 @@ Layout of ``MODEL_DIR``::
 
     bundle.json     format and versions, label order, head name and options, fusion, pooling,
                     feature sources (name, dimension, extractor config), transforms, decoder
-                    parameters (alpha, beta), training length and settings, CV summary
-    part0.safetensors   head weights and fitted transforms (e.g. the scaler) of fusion group 0
+                    parameters (alpha, beta; per-actor thresholds: mode, shrink, levels),
+                    --adapt mode, training length and settings, CV summary
+    part0.safetensors   head weights, fitted transforms (e.g. the scaler) and --adapt training
+                        statistics of fusion group 0
     part1.safetensors   ... one per fusion group (late fusion)
 
 Weights are safetensors with the structure around the arrays as JSON
