@@ -92,3 +92,80 @@ def test_the_gate_gets_gradients_with_top_one():
     h.loss(net(x), y, None).backward()
     assert net.gate.weight.grad is not None and net.gate.weight.grad.abs().sum() > 0
     assert net.bias.grad.abs().sum() > 0
+
+
+def _one_informative_source(n, rng, means, d=8, share=0.5):
+    """Two sources of width ``d``; each clip's label is carried by one of them, chosen at random
+    per clip (class mean + noise), the other is noise of about the same variance."""
+    y = rng.integers(0, 6, n)
+    informative = (rng.random(n) < share).astype(int)
+    X = 1.1 * rng.standard_normal((n, 2 * d))
+    for i in range(n):
+        X[i, informative[i] * d:(informative[i] + 1) * d] = means[y[i]] + 0.5 * rng.standard_normal(d)
+    return X.astype(np.float32), np.eye(6, dtype=np.float32)[y], informative
+
+
+@pytest.mark.parametrize("rank", [1.0, 0.0])
+def test_rank_aware_training_makes_the_gate_pick_the_informative_source(rank):
+    """top=1 on held-out clips: with the rank term (default options) the gate picks the source that
+    carries the label in >= 85% of clips (0.90 measured; 0.90-0.94 over seeds 0-5); with it off
+    (and no balance term) the gate has no signal about the unselected source and picks the right one
+    in <= 78% (0.69 measured; 0.69-0.89 over seeds 0-5: in this tiny case it does not always fail)."""
+    rng = np.random.default_rng(2)
+    means = rng.standard_normal((6, 8))
+    X, Y, _ = _one_informative_source(600, rng, means)
+    Xt, _, informative = _one_informative_source(300, rng, means)
+    options = {} if rank else {"rank": 0.0, "balance": 0.0}
+    h = GatedHead(create_head("mlp", hidden=16), dims=[8, 8], top=1, shared=16, **options)
+    h.fit(X, Y, spec=TrainSpec(lr=1e-2, epochs=30, batch_size=32), seed=2)
+    picked = h.gates(Xt).argmax(axis=1)
+    hit = float(np.mean(picked == informative))
+    assert hit >= 0.85 if rank else hit <= 0.78, hit
+
+
+def test_rank_terms_reach_every_encoder_in_training_only():
+    import torch
+
+    x = torch.randn(16, 7)
+    y = torch.softmax(torch.randn(16, 6), dim=1)
+    t = torch.zeros(16, dtype=torch.long)
+    grads = {}
+    for rank in (0.0, 1.0):
+        h = GatedHead(create_head("mlp", hidden=8), dims=[3, 4], top=1, shared=6, rank=rank, balance=0.0)
+        torch.manual_seed(0)
+        h.module = net = h.build_module(7)
+        net.bias.data = torch.tensor([5.0, -5.0])  # source 0 selected for every clip
+        net.train()
+        loss = h.loss(net(x), y, t)
+        assert net.kept is None  # consumed by the loss
+        loss.backward()
+        grads[rank] = float(net.proj[1][0].weight.grad.abs().sum()) if net.proj[1][0].weight.grad is not None else 0.0
+        if rank:  # the loss is the fused loss + the mean auxiliary loss + the ranking KL: more than the fused one
+            with torch.no_grad():
+                assert float(h.loss(net(x), y, t)) > float(h.base.loss(net(x), y, t))
+        net.eval()  # evaluation: the fused path only, nothing kept, the loss is the wrapped head's
+        out = net(x)
+        assert net.kept is None
+        g, z = net.gates(x)
+        torch.testing.assert_close(out, net.body((g[:, :, None] * z).sum(dim=1)))
+        torch.testing.assert_close(h.loss(out, y, t), h.base.loss(out, y, t))
+    # the unselected source's encoder learns only with the rank term (without it: only through the
+    # saturated softmax's denominator)
+    assert grads[0.0] < 1e-4 * grads[1.0], grads
+
+
+def test_rank_options_checked_recorded_and_optional_in_old_bundles():
+    with pytest.raises(Exception, match=r"rank must be >= 0.*balance must be >= 0.*tau must be > 0"):
+        create_fusion("gated", rank=-1, balance=-0.5, tau=0)
+    h = create_fusion("gated", top=1, shared=6, rank=0.5, balance=0.2).head_for(create_head("mlp", hidden=8), [3, 4])
+    assert (h.rank, h.balance, h.tau) == (0.5, 0.2, 0.1)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 7)).astype(np.float32)
+    h.fit(X, np.eye(6, dtype=np.float32)[rng.integers(0, 6, 20)], spec=TrainSpec(lr=1e-2, epochs=1), seed=0)
+    state = h.state_dict()
+    assert (state["gated_rank"], state["gated_balance"], state["gated_tau"]) == (0.5, 0.2, 0.1)
+    old = {k: v for k, v in state.items() if k not in ("gated_rank", "gated_balance", "gated_tau")}
+    h2 = GatedHead(create_head("mlp", hidden=8))
+    h2.load_state_dict(old)  # a bundle saved before the rank terms: loads, recorded as trained without them
+    assert (h2.rank, h2.balance) == (0.0, 0.0)
+    np.testing.assert_array_equal(h2.predict_outputs(X), h.predict_outputs(X))

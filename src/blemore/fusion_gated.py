@@ -1,5 +1,8 @@
 """Selective (gated) fusion of sources: ``--fusion gated`` with options ``top=N`` (sources kept
-per clip, default 1) and ``shared`` (width of the shared space, default 256).
+per clip, default 1), ``shared`` (width of the shared space, default 256) and the training-only
+rank-aware gate terms ``rank`` (weight, default 1; 0 = off), ``balance`` (load-balancing weight,
+default 0.01) and ``tau`` (temperature of the ranking target, default 0.1), explained in
+:mod:`blemore.heads.gated` (``--gate-top``, ``--gate-rank``, ``--gate-balance`` on the command line).
 
 After Lee et al. (FG 2026 BLEMORE challenge, 2nd place): per-source projections into a shared
 space, a per-clip gate over sources, the top-N fused (the network: :mod:`blemore.heads.gated`).
@@ -43,21 +46,29 @@ def gate_summary(gates: np.ndarray, true_target: np.ndarray, sources: Sequence[s
 class GatedFusion(Fusion):
     """All sources in one gated head; ``top`` sources kept per clip; ``shared`` projection width."""
 
-    def __init__(self, top: int = 1, shared: int = 256, **options: Any):
+    def __init__(self, top: int = 1, shared: int = 256, rank: float = 1.0, balance: float = 0.01,
+                 tau: float = 0.1, **options: Any):
         problems = []
         if int(top) < 1:
             problems.append(f"top must be >= 1, got {top}")
         if int(shared) < 1:
             problems.append(f"shared must be >= 1, got {shared}")
+        problems += [f"{k} must be >= 0, got {v}" for k, v in (("rank", rank), ("balance", balance))
+                     if not float(v) >= 0]
+        if not float(tau) > 0:
+            problems.append(f"tau must be > 0, got {tau}")
         if problems:
             raise FusionError("gated fusion: " + "; ".join(problems))
-        super().__init__(top=int(top), shared=int(shared), **options)
+        super().__init__(top=int(top), shared=int(shared), rank=float(rank), balance=float(balance),
+                         tau=float(tau), **options)
 
     def groups(self, sources):
         return [tuple(sources)]
 
     def head_for(self, head, dims: Sequence[int] | None):
-        return head.wrapped("gated", dims=dims, top=self.options["top"], shared=self.options["shared"])
+        o = self.options
+        return head.wrapped("gated", dims=dims, top=o["top"], shared=o["shared"], rank=o["rank"],
+                            balance=o["balance"], tau=o["tau"])
 
     def summary(self, exp, cv: Mapping[str, Any]) -> dict | None:
         """Gate statistics of each outer model on its held-out fold."""
@@ -72,5 +83,6 @@ class GatedFusion(Fusion):
             return None
         out = gate_summary(np.concatenate(gates), np.concatenate(true), list(exp.groups[0]))
         out["note"] = ("measured with each outer model (trained for the full length) on its held-out fold; "
-                       f"top={self.options['top']} of {len(exp.groups[0])} sources per clip")
+                       f"top={self.options['top']} of {len(exp.groups[0])} sources per clip; gate trained with "
+                       f"rank={self.options['rank']:g}, balance={self.options['balance']:g}")
         return {"gating": out}

@@ -114,6 +114,13 @@ CONFIG_OPTIONS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
         type=click.Choice(["prob", "logit"]), default=None, help="Late fusion: average probabilities or logits.")),
     "gate_top": ("fusion_options.top", ("--gate-top",), dict(
         type=int, default=None, help="--fusion gated: sources kept per clip (default 1).")),
+    "gate_rank": ("fusion_options.rank", ("--gate-rank",), dict(
+        type=float, default=None, help="--fusion gated: weight of the rank-aware gate training (each source also "
+                                       "classified alone; the gate learns to rank sources per clip by that loss; "
+                                       "default 1, 0 = off).")),
+    "gate_balance": ("fusion_options.balance", ("--gate-balance",), dict(
+        type=float, default=None, help="--fusion gated: weight of the load-balancing term over sources "
+                                       "(default 0.01, 0 = off).")),
     "thresholds": ("thresholds", ("--thresholds",), dict(
         default=None, metavar="global|per-actor",
         help="Decoding thresholds: one global alpha/beta pair (default) or per actor, shrunk towards the global "
@@ -171,7 +178,7 @@ CONFIG_OPTIONS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
 }
 
 #: The options ``benchmark`` and ``train`` share, in --help order.
-_SHARED = ("metadata", "features", "fusion", "late_mode", "gate_top", "thresholds", "adapt", "seeds", "device", "preset", "pooling", "window", "stride", "epochs", "lr",
+_SHARED = ("metadata", "features", "fusion", "late_mode", "gate_top", "gate_rank", "gate_balance", "thresholds", "adapt", "seeds", "device", "preset", "pooling", "window", "stride", "epochs", "lr",
            "batch_size", "weight_decay", "folds", "seed", "missing", "threads")
 
 

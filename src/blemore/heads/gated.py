@@ -17,9 +17,31 @@ bundles rebuild the wrapper from the saved state.
 
 With a sequence head each source gets its own sequence encoder of that kind (its attention-pooled
 embedding is the source's projection) and the output layer is a LayerNorm and a linear layer.
+
+Rank-aware gate training (training only; after Lee et al.'s ranking of encoders). With ``top=1``
+plain training collapses: the unselected source's encoder gets no gradient, so it never becomes
+useful, and the gate has no signal about which source would have done better, so it ends up
+picking the same source for every clip. Two terms fix this, both added to the wrapped head's loss
+by :meth:`GatedHead.loss` from what the network's forward pass kept in training mode:
+
+* ``rank`` (weight, default 1; 0 turns both parts off): every source's projection alone also goes
+  through the shared output body (the auxiliary classifier; no extra parameters, so bundles keep
+  their layout, and it is the path a ``top=1`` clip takes at inference), trained with the wrapped
+  head's own loss averaged over sources, so every encoder learns whatever the routing; and the
+  gate's softmax over sources is pulled (KL, weight ``rank``) towards
+  ``softmax(-aux_loss / tau)``, the per-clip ranking of the sources by their detached auxiliary
+  losses (``tau``, default 0.1).
+* ``balance`` (weight, default 0.01): the switch-transformer load-balancing term
+  ``sources * sum_i f_i * P_i`` (``f_i`` the share of the batch's kept slots that go to source
+  ``i``, ``P_i`` its mean gate probability), which discourages routing everything to one source.
+
+At evaluation the forward pass is the fused path only (same outputs, same top-N gate); the
+options are recorded in the bundle (``gated_rank`` ...), bundles without them load as trained
+without (0).
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -37,18 +59,64 @@ class GatedHead(DelegatesToBase, TorchHead):
 
     name = "gated"
 
-    def __init__(self, base: Head, dims: Sequence[int] | None = None, top: int = 1, shared: int = 256):
+    def __init__(self, base: Head, dims: Sequence[int] | None = None, top: int = 1, shared: int = 256,
+                 rank: float = 1.0, balance: float = 0.01, tau: float = 0.1):
         if not isinstance(base, TorchHead):
             raise HeadError(f"gated fusion needs a torch head (e.g. mlp-512 or a sequence head), got {base.name!r}")
+        problems = [f"{k} must be >= 0, got {v}" for k, v in (("rank", rank), ("balance", balance))
+                    if not float(v) >= 0]
+        if not float(tau) > 0:
+            problems.append(f"tau must be > 0, got {tau}")
+        if problems:
+            raise HeadError("gated fusion: " + "; ".join(problems))
         super().__init__(**base.options)
         self.base, self.top, self.shared = base, int(top), int(shared)
+        self.rank, self.balance, self.tau = float(rank), float(balance), float(tau)
         self.dims = None if dims is None else [int(d) for d in dims]
         self.output_dim = base.output_dim  # type: ignore[misc]
 
-    # delegated to the wrapped head: its loss and outputs (and, by DelegatesToBase, its
-    # probabilities, decoder, fusion, pooling and config)
+    # the wrapped head's loss (plus, in training, the rank and balance terms of the module doc)
+    # and outputs (and, by DelegatesToBase, its probabilities, decoder, fusion, pooling and config)
     def loss(self, logits, y_soft, target):
-        return self.base.loss(logits, y_soft, target)
+        import torch
+        import torch.nn.functional as F
+
+        total = self.base.loss(logits, y_soft, target)
+        kept = getattr(self.module, "kept", None)  # set by the module's forward in training mode
+        if kept is None:
+            return total
+        self.module.kept = None
+        aux, s, keep = kept
+        s, n_src = s.float(), s.shape[1]
+        if aux is not None:
+            aux = aux.float()
+            total = total + sum(self.base.loss(aux[:, i], y_soft, target) for i in range(n_src)) / n_src
+            with torch.no_grad():
+                goal = torch.softmax(-self._row_losses(aux, y_soft, target) / self.tau, dim=1)
+            total = total + self.rank * F.kl_div(F.log_softmax(s, dim=1), goal, reduction="batchmean")
+        if self.balance > 0:
+            share = keep.float().mean(dim=0) / keep.float().sum(dim=1).mean()
+            total = total + self.balance * n_src * (share * torch.softmax(s, dim=1).mean(dim=0)).sum()
+        return total
+
+    def _row_losses(self, aux, y_soft, target):
+        """The wrapped head's loss of each clip and source, ``(b, sources)``, from the auxiliary
+        logits ``aux`` ``(b, sources, K)``: its batch loss of each row alone (vectorised with
+        ``torch.func.vmap``; a loop over rows for a loss vmap cannot trace)."""
+        import torch
+
+        b, n_src = aux.shape[:2]
+        z = aux.reshape(b * n_src, -1)
+        y = y_soft.repeat_interleave(n_src, dim=0)
+        t = target.repeat_interleave(n_src, dim=0)
+        one = lambda zi, yi, ti: self.base.loss(zi[None], yi[None], ti[None])  # noqa: E731
+        try:
+            with warnings.catch_warnings():  # "performance drop": ops without a batching rule (kl_div) loop inside
+                warnings.filterwarnings("ignore", message=".*performance drop.*", category=UserWarning)
+                rows = torch.func.vmap(one)(z, y, t)
+        except Exception:  # a loss with data-dependent control flow
+            rows = torch.stack([one(z[i], y[i], t[i]) for i in range(len(z))])
+        return rows.reshape(b, n_src)
 
     def logits_to_outputs(self, logits):
         return self.base.logits_to_outputs(logits)
@@ -74,6 +142,7 @@ class GatedHead(DelegatesToBase, TorchHead):
             raise HeadError(f"gated fusion: source widths {dims} do not add up to the input width {in_dim}")
         top = max(1, min(self.top, len(dims)))
         self_shared = self.shared
+        keep_terms, rank_on = self.rank > 0 or self.balance > 0, self.rank > 0
         frames = getattr(self.base, "frames", None) if getattr(self.base, "input", "") == "sequence" else None
         if frames:  # sequence heads: one encoder per source (its pooled embedding), rows are (L, sum D) frames
             b = self.base
@@ -95,8 +164,10 @@ class GatedHead(DelegatesToBase, TorchHead):
                 self.gate = nn.Linear(self_shared, 1)
                 self.bias = nn.Parameter(torch.zeros(len(dims)))
                 self.body = body
+                self.kept = None  # training mode: (aux logits, gate scores, kept mask) for GatedHead.loss
 
-            def gates(self, x):
+            def route(self, x):
+                """Projections ``z`` (b, sources, shared), gate scores ``s`` and the top-N mask."""
                 if frames:
                     parts = [xs.reshape(len(x), -1) for xs in torch.split(x.reshape(len(x), frames, -1), self.splits, dim=2)]
                 else:
@@ -104,13 +175,24 @@ class GatedHead(DelegatesToBase, TorchHead):
                 z = torch.stack([p(xs) for p, xs in zip(self.proj, parts)], dim=1)
                 s = self.gate(torch.tanh(z)).squeeze(2) + self.bias  # (b, sources)
                 keep = torch.zeros_like(s, dtype=torch.bool).scatter_(1, s.topk(top, dim=1).indices, True)
+                return z, s, keep
+
+            def gates(self, x):
+                z, s, keep = self.route(x)
                 # softmax over all sources, the top N kept (not renormalised, as in switch routing):
                 # the kept weights still depend on every score, so the gate learns even with top=1
                 return torch.softmax(s, dim=1) * keep, z
 
             def forward(self, x):
-                g, z = self.gates(x)
-                return self.body((g[:, :, None] * z).sum(dim=1))
+                z, s, keep = self.route(x)
+                out = self.body(((torch.softmax(s, dim=1) * keep)[:, :, None] * z).sum(dim=1))
+                if self.training and keep_terms:  # each source alone through the body: the auxiliary classifier
+                    b, n_src, w = z.shape
+                    aux = self.body(z.reshape(b * n_src, w)).reshape(b, n_src, -1) if rank_on else None
+                    self.kept = (aux, s, keep)
+                else:
+                    self.kept = None
+                return out
 
         return GatedNet()
 
@@ -125,9 +207,13 @@ class GatedHead(DelegatesToBase, TorchHead):
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "gated_dims": list(self.dims or []), "gated_top": self.top,
-                "gated_shared": self.shared}
+                "gated_shared": self.shared, "gated_rank": self.rank, "gated_balance": self.balance,
+                "gated_tau": self.tau}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.dims = [int(d) for d in np.asarray(state["gated_dims"]).ravel()]
         self.top, self.shared = int(np.asarray(state["gated_top"])), int(np.asarray(state["gated_shared"]))
+        # training-only settings; a bundle saved before they existed was trained without them
+        self.rank, self.balance = (float(np.asarray(state.get(k, 0.0))) for k in ("gated_rank", "gated_balance"))
+        self.tau = float(np.asarray(state.get("gated_tau", self.tau)))
         super().load_state_dict(state)
