@@ -129,6 +129,11 @@ def test_bundle_decodes_as_the_run_with_per_actor_thresholds_and_adaptation(corp
     plain.adapt = "none"
     p0 = plain.predict({n: corpus.sources[n] for n in plain.source_names}, clip_ids=pred.clip_ids, groups=actors)
     assert np.abs(p0.proba - pred.proba).max() > 1e-3
+    if mode == "coral":  # two clips: CORAL's covariance step has no dimension to work in, and says so
+        assert all(p["coral_rank"] >= 2 for p in dec["adapt"]["parts"])
+        two = model.bundle.predict({n: corpus.sources[n] for n in model.source_names}, clip_ids=pred.clip_ids[:2])
+        assert [p["coral_rank"] for p in two.decoding["adapt"]["parts"]] == [1, 1]
+        assert "only the mean and standard deviation" in two.decoding["notes"][0]
     if not kw:  # the notebook API on .npy files and the command line, with the test metadata as --groups
         df = model.predict(_test_npys(corpus, r), groups=actors)
         _same_as_run(df, r)

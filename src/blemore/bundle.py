@@ -490,26 +490,36 @@ class ModelBundle:
         pos = np.arange(len(fs), dtype=np.int64)
         ids = np.array(fs.clip_ids, dtype=object)
         outs = []
-        for i, p in enumerate(self.parts):
+        for p in self.parts:
             X, owner = fs.rows(p.sources, pos)
             rc = pos if owner is None else pos[owner]
             g = None if groups is None else [groups.get(c) for c in ids[rc]]
             _warn_inputs(p, X, ids[rc].tolist())
             X = p.chain.transform(X, clip_ids=ids[rc].tolist(), groups=g)
-            X = self._adapt(i, p, X, len(fs), decoding)
+            X = self._adapt(p, X, len(fs), decoding)
             outs.append(p.head.predict_outputs(X, owner))
         return self.fusion.combine(outs, self.fusion_weights, self.parts[0].head)
 
-    def _adapt(self, i: int, part: BundlePart, X: np.ndarray, n_clips: int, decoding: dict | None) -> np.ndarray:
+    def _adapt(self, part: BundlePart, X: np.ndarray, n_clips: int, decoding: dict | None) -> np.ndarray:
         """``X`` (transformed rows of the clips predicted together) aligned to the part's saved
         training statistics, as the run aligned its test clips; fewer than MIN_CLIPS rows: unchanged, with a warning."""
         if self.adapt == "none" or part.adapt is None:
             return X
         applied = len(X) >= MIN_CLIPS
         what = "+".join(part.sources)
+        rank = None
         if applied:
             note = (f"--adapt {self.adapt} (transductive): the features of the {n_clips} clip(s) predicted together "
                     f"were aligned to the training statistics saved in the model" + (f" (part {what})" if len(self.parts) > 1 else ""))
+            if self.adapt == "coral":  # the covariance step works in min(saved basis, rows - 1) dimensions
+                frames = self.pooling.sequence_length
+                rows = len(X) if not frames else \
+                    int((~np.isnan(np.asarray(X).reshape(len(X) * frames, -1)).all(axis=1)).sum())
+                basis = part.adapt.get("basis")
+                rank = 0 if basis is None else int(min(np.shape(basis)[1], rows - 1))
+                if rank < 2:
+                    note += (f"; CORAL's covariance step needs at least 3 rows with data ({rows} here), so only the "
+                             "mean and standard deviation were aligned")
         else:
             note = (f"--adapt {self.adapt} skipped" + (f" for part {what}" if len(self.parts) > 1 else "") +
                     f": {len(X)} row(s) of {n_clips} clip(s) predicted together, it needs at least {MIN_CLIPS} "
@@ -519,7 +529,8 @@ class ModelBundle:
                 decoding.setdefault("warned", []).append(note)
         if decoding is not None:
             decoding.setdefault("adapt", {"mode": self.adapt, "parts": []})["parts"].append(
-                {"sources": list(part.sources), "applied": applied, "rows": int(len(X)), "clips": int(n_clips)})
+                {"sources": list(part.sources), "applied": applied, "rows": int(len(X)), "clips": int(n_clips),
+                 **({"coral_rank": rank} if rank is not None else {})})
             decoding.setdefault("notes", []).append(note)
         return apply_stats(part.adapt, X, self.pooling.sequence_length, self.adapt_eps)
 
