@@ -1,5 +1,6 @@
 """The temporal synthetic corpus (blemore.synth.temporal): layout, events, blends, muted sources."""
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -43,12 +44,19 @@ def _active(x):
 
 def test_events_short_blends_follow_salience_and_muted_sources(clean):
     v, a = open_source(clean.sources["video"]), open_source(clean.sources["audio"])
+    column = {}  # the metadata's muted column (train and test), read back by load_metadata too
+    for csv in (clean.train_metadata, clean.test_metadata):
+        df = pd.read_csv(csv, dtype=str, keep_default_na=False)
+        column.update(zip(df["filename"], df["muted"]))
+        assert len(load_metadata(csv)) == len(df)
+    assert sorted(column) == sorted(v.clip_ids)
     muted = 0
     total_blend = 0
     for cid in v.clip_ids:
         lab = parse_clip_id(cid).label
         xv, xa = v.load(cid), a.load(cid)
         on_v, on_a = _active(xv), _active(xa)
+        assert column[cid] == ("video" if not on_v.any() else "audio" if not on_a.any() else ""), cid
         if not on_v.any() or not on_a.any():
             muted += 1
             assert on_v.any() or on_a.any()  # never both sources muted

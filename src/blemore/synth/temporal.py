@@ -19,7 +19,9 @@ is where the emotion lives:
   stronger than the 30 % one (duration and amplitude scale with ``0.4 + 1.2 * s``).
 * **Uninformative modality.** For a random share ``dropout`` of clips (default 0.3), one source
   chosen at random carries no event at all (background only): a per-sample source selector can
-  ignore it, a fixed-weight fusion cannot.
+  ignore it, a fixed-weight fusion cannot. The metadata's extra ``muted`` column names that
+  source (empty when none), the known answer for checking a gate; the runner ignores it, like
+  every column it does not know.
 * **Variable lengths** (``frames=(min, max)``, default 60-140 frames) and **no-face NaN runs**
   (all-NaN frames) in a share ``nan_rate`` of clips of face-like sources (names containing
   ``video``/``face``).
@@ -44,7 +46,9 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
+from blemore._io import atomic_write_text
 from blemore.labels import EMOTIONS, NEUTRAL
 from blemore.store import ManifestRow
 from blemore.synth import SynthError
@@ -166,6 +170,7 @@ def generate_temporal_corpus(
     writers = _open_writers(out, srcs, "synth-temporal-1", settings, dim, rate)
     it = _with_progress(rows, progress, "synth temporal features")
     names = list(sources)
+    muted: dict[str, str] = {}
     try:
         for cid, a, sp, lab, lvl, _g in it:
             r = np.random.default_rng(_stable_seed(seed, cid))
@@ -180,6 +185,7 @@ def generate_temporal_corpus(
                 n = max(1, min(t, int(round(r.integers(event[0], event[1] + 1) * scale))))
                 evs.append((EMOTIONS.index(e), s, int(r.integers(0, t - n + 1)), n, scale))
             mute = names[int(r.integers(len(names)))] if r.random() < dropout else None
+            muted[cid] = mute or ""
             drift = np.cumsum(r.standard_normal((t, latent)), axis=0) / np.sqrt(max(t, 1)) * 0.5
             for name in names:
                 src = srcs[name]
@@ -203,4 +209,9 @@ def generate_temporal_corpus(
         for w in writers.values():
             w.close()
 
-    return _finish_corpus(out, rows, sources, folds, seed, settings)
+    corpus = _finish_corpus(out, rows, sources, folds, seed, settings)
+    for csv in (corpus.train_metadata, corpus.test_metadata):  # + the muted source of each clip
+        df = pd.read_csv(csv, dtype=str, keep_default_na=False)
+        df["muted"] = [muted[c] for c in df["filename"]]
+        atomic_write_text(csv, df.to_csv(index=False))
+    return corpus
