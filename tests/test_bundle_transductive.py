@@ -17,6 +17,7 @@ from blemore.bundle import BundleError, ModelBundle
 from blemore.config import ExperimentConfig
 from blemore.dataset import DatasetError, load_groups, load_metadata
 from blemore.experiment import run_experiment
+from blemore.hub import model_card
 from blemore.labels import EMOTIONS
 from blemore.model import load_model
 from blemore.synth.temporal import generate_temporal_corpus
@@ -113,6 +114,7 @@ def test_bundle_decodes_as_the_run_with_per_actor_thresholds_and_adaptation(corp
     assert m["format_version"] == 3 and m["adapt"]["mode"] == mode
     assert m["decoder"]["thresholds"] == {"mode": "per-actor", "shrink": 20.0}
     assert {"q_alpha", "q_beta"} <= set(m["decoder"]["params"])
+    assert f"decoding is transductive: `--adapt {mode}`" in model_card(tmp_path / "m")
     test = load_metadata(corpus.test_metadata)
     actors = dict(zip(test["clip_id"], test["actor"]))
     assert len(set(actors.values())) == 2

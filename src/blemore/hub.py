@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from blemore import __version__
 from blemore.bundle import ModelBundle
@@ -123,6 +123,18 @@ def _weights_of(config: dict) -> str:
         return "-"
 
 
+def _transductive_lines(m: Mapping[str, Any]) -> list[str]:
+    """The model card's line on transductive decoding (``--adapt``, per-actor thresholds), if any."""
+    what = []
+    if (m.get("adapt") or {}).get("mode", "none") != "none":
+        what.append(f"`--adapt {m['adapt']['mode']}` (the clips predicted together are aligned to saved training statistics)")
+    th = (m.get("decoder") or {}).get("thresholds") or {}
+    if th.get("mode", "global") != "global":
+        what.append(f"`--thresholds {th['mode']}` (alpha/beta per group of clips, shrink {th.get('shrink')}; "
+                    "`blemore predict --groups FILE`, otherwise all clips predicted together are one group)")
+    return [f"- decoding is transductive: {'; '.join(what)}"] if what else []
+
+
 def model_card(model_dir: str | os.PathLike, repo_id: str | None = None) -> str:
     """The README.md (model card) of a bundle folder, from its ``bundle.json``."""
     m = json.loads((Path(model_dir) / "bundle.json").read_text())
@@ -143,6 +155,7 @@ def model_card(model_dir: str | os.PathLike, repo_id: str | None = None) -> str:
              f"- transforms per part: {json.dumps([p.get('transforms') for p in m.get('parts', [])])}",
              f"- epochs: {m.get('epochs')}; training settings: {json.dumps(m.get('train_spec'))}",
              f"- decoder parameters: {json.dumps((m.get('decoder') or {}).get('params'))}",
+             *_transductive_lines(m),
              f"- selection: {json.dumps(info.get('selection'), default=str)}", "",
              "## Validation scores", ""]
     if cv:
