@@ -155,7 +155,8 @@ def test_ablation_on_an_engine_ships_features_loaded_once_and_matches_the_local_
     pd.concat([meta, extra]).to_csv(c.train_metadata, index=False)
     base = ExperimentConfig(metadata=str(c.train_metadata), features=[str(c.sources["video"]), str(c.sources["audio"])],
                             preset="fast", train={"epochs": 2, "batch_size": 32}, threads=1, plots=False)
-    variants = [("", {}), ("missing=impute", {"missing": "impute"}), ("video", {"features": [str(c.sources["video"])]})]
+    variants = [("", {}), ("missing=impute", {"missing": "impute"}), ("video", {"features": [str(c.sources["video"])]}),
+                ("shared", {"adapt": "meanvar", "thresholds": "per-actor"})]  # trains with "": one engine item
     logs: list[str] = []
     with pytest.warns(UserWarning, match="clip"):
         local = run_ablation(base, ["linear"], out=tmp_path / "local", progress=False, variants=variants)
@@ -164,7 +165,8 @@ def test_ablation_on_an_engine_ships_features_loaded_once_and_matches_the_local_
         remote = run_ablation(base, ["linear"], out=tmp_path / "remote", progress=False, variants=variants,
                               engine=eng, log=logs.append)
     assert eng.shipped == 1 and "3 feature input(s) loaded here" in " ".join(logs)  # drop, impute, video
-    assert [r.key for r in remote.rows] == [r.key for r in local.rows] and len(local.rows) == 4  # + the reference
+    assert "5 configurations, 4 training group(s)" in " ".join(logs)
+    assert [r.key for r in remote.rows] == [r.key for r in local.rows] and len(local.rows) == 5  # + the reference
     for a, b in zip(local.rows, remote.rows):
         assert a.validation == b.validation
         ra, rb = _results(a.run_dir), _results(b.run_dir)

@@ -11,6 +11,12 @@ differences, how many folds improved, and the exact two-sided sign-flip permutat
 (with 5 folds the smallest possible value is 2/32 = 0.0625, so no 5-fold difference is
 "significant" at 0.05; read the per-fold signs).
 
+Configurations that differ only in ``--thresholds`` / ``--adapt`` (which act when decoding
+and on the evaluated sets' features, never on training) share their trainings: each model is
+trained once per group and every configuration selects, decodes and reports on its outputs
+exactly as if run alone (:func:`blemore.experiment.run_shared`), so ``--thresholds
+global,per-actor --adapt none,meanvar`` costs the trainings of one configuration, not four.
+
 Heads are given as specs: ``"structured"``, or with options ``"structured[ratio=ordinal,mixup=0.2]"``
 (:func:`parse_heads`; several specs in one string are separated by commas outside brackets).
 """
@@ -31,7 +37,7 @@ import numpy as np
 from blemore._io import atomic_write_bytes as _atomic_write
 from blemore.errors import BlemoreError
 from blemore.dataset import load_metadata
-from blemore.experiment import Experiment, run_experiment
+from blemore.experiment import Experiment, run_experiment, run_shared, training_key
 from blemore.features import load_features
 from blemore.fusion import list_fusions
 from blemore.heads.base import create_head, list_heads
@@ -221,10 +227,12 @@ class AblationRow:
     vs_reference: dict = field(default_factory=dict)  # metric -> paired differences
     vs_paper_head: dict = field(default_factory=dict)  # same norm and fusion, head mlp-512
     variant: str = ""  # e.g. "thresholds=per-actor adapt=coral" (run_ablation's variants)
+    shared: int = 1  # configurations in its training group (they share trainings and ``seconds``)
 
     def as_dict(self) -> dict:
         return {"key": self.key, "head": self.head.as_dict(), "head_label": self.head.label,
                 "actor_norm": self.actor_norm, "fusion": self.fusion, "variant": self.variant,
+                "shared_trainings_with": self.shared,
                 "validation": self.validation,
                 "test": self.test, "seconds": self.seconds, "run_dir": self.run_dir, "folds": self.folds,
                 "epochs": self.epochs, "fusion_weights": self.weights, "vs_reference": self.vs_reference,
@@ -301,6 +309,11 @@ def ablation_markdown(res: AblationResult) -> str:
     norms = sorted({r.actor_norm for r in res.rows}, key=lambda m: ("off", "on", "cluster").index(m))
     for m in norms:
         lines.append(f"- actor norm `{m}`: {_NORM_TEXT[m]}")
+    if s.get("training_groups", len(res.rows)) < len(res.rows):
+        lines.append(f"- trainings: {len(res.rows)} configurations in {s['training_groups']} training groups; the "
+                     "configurations of a group differ only in thresholds/adapt (decoding and evaluated-set "
+                     "features), so each model was trained once for the group and every configuration decoded "
+                     "its outputs (results as if run alone; `min` is the group's time)")
     lines.append(f"- total time: {res.seconds / 60:.1f} min")
     lines.append("")
     has_test = any(r.test for r in res.rows)
@@ -447,65 +460,98 @@ def _load_inputs(cfg, progress: bool) -> _Inputs:
     return _Inputs(table, test, features, [str(w.message) for w in caught])
 
 
-def _run_config(shared: tuple[Callable, list], item: tuple) -> tuple[Any, float]:
-    """Engine item ``(config, inputs index)``: one configuration, nothing written (the driver
-    writes the run folder); with an index, on the driver's loaded inputs (``shared``) instead
-    of reading the metadata and feature folders here."""
+def _run_group(shared: tuple[Callable, list], item: tuple) -> tuple[list, float]:
+    """Engine item ``(configs, inputs index)``: one training group (:func:`_training_groups`),
+    nothing written (the driver writes the run folders); returns the results in ``configs``
+    order and the group's seconds. With an index, on the driver's loaded inputs (``shared``)
+    instead of reading the metadata and feature folders here; without one (a replaced runner),
+    the group has one configuration and ``run`` runs it."""
     run, inputs = shared
-    cfg, k = item
+    cfgs, k = item
     t0 = time.perf_counter()
     if k is None:
-        r = run(cfg, progress=False, write=False)
+        rs = [run(cfg, progress=False, write=False) for cfg in cfgs]
     else:
         d = inputs[k]
-        r = run(cfg, progress=False, write=False, table=d.table, test_table=d.test_table, features=d.features,
-                input_warnings=d.warnings)
-    return r, time.perf_counter() - t0
+        rs = run_shared(cfgs, progress=False, write=False, table=d.table, test_table=d.test_table,
+                        features=d.features, input_warnings=d.warnings)
+    return rs, time.perf_counter() - t0
+
+
+def _training_groups(cfgs: Sequence, share: bool) -> list[list[int]]:
+    """Indices of ``cfgs`` by training group, in order of first appearance: configurations that
+    differ only in what never changes the trained models
+    (:data:`blemore.experiment.EVAL_ONLY_FIELDS`: thresholds, adapt, names and places) form
+    one group and share every training (:func:`blemore.experiment.run_shared`); with
+    ``share`` False each configuration is its own group."""
+    groups: dict[Any, list[int]] = {}
+    for i, cfg in enumerate(cfgs):
+        groups.setdefault(training_key(cfg) if share else i, []).append(i)
+    return list(groups.values())
 
 
 def _run_configs(cfgs: Sequence, run: Callable, progress: bool, write_runs: bool, log: Callable[[str], None],
                  keys: Sequence[str], engine: Any):
-    """``(RunResult, seconds)`` per configuration, in order: one after another here, or as
-    items of ``engine`` (the run folders are then written here, from the results). On an
-    engine, with the default runner, the driver loads each distinct input (tables, sources,
-    pooling, missing policy) once and ships them all in ``shared`` (Ray: one ``ray.put``, one
-    copy per node): the workers read no metadata or feature folder."""
+    """``(RunResult, seconds, group size)`` per configuration, in order. With the default
+    runner, the configurations of one training group (:func:`_training_groups`) run together
+    (:func:`blemore.experiment.run_shared`: every model trained once for the group; seconds
+    are the group's); a replaced runner (tests) runs each configuration alone. One group after
+    another here, or one engine item per group (the run folders are then written here, from
+    the results): on an engine, with the default runner, the driver loads each distinct
+    input (tables, sources, pooling, missing policy) once and ships them all in ``shared``
+    (Ray: one ``ray.put``, one copy per node): the workers read no metadata or feature folder."""
+    share = run is run_experiment
+    groups = _training_groups(cfgs, share)
+    log(f"{len(cfgs)} configurations, {len(groups)} training group(s)"
+        + (" (configurations that differ only in thresholds/adapt share their trainings)"
+           if len(groups) < len(cfgs) else ""))
+    got: dict[int, tuple[Any, float, int]] = {}
     if engine is None or engine.inline:
-        for i, cfg in enumerate(cfgs):
-            log(f"[{i + 1}/{len(cfgs)}] {keys[i]}")
+        for gi, g in enumerate(groups):
+            log(f"[{gi + 1}/{len(groups)}] " + "; ".join(keys[i] for i in g))
             t0 = time.perf_counter()
-            r = run(cfg, progress=progress, write=write_runs)
-            yield r, time.perf_counter() - t0
+            if share:
+                rs = run_shared([cfgs[i] for i in g], progress=progress, write=write_runs)
+            else:
+                rs = [run(cfgs[i], progress=progress, write=write_runs) for i in g]
+            secs = time.perf_counter() - t0
+            for i, r in zip(g, rs):
+                got[i] = (r, secs, len(g))
+        for i in range(len(cfgs)):
+            yield got[i]
         return
     inputs: list[_Inputs] = []
     items = []
-    if run is run_experiment:
+    if share:
         index: dict[tuple, int] = {}
-        for cfg in cfgs:
-            key = _inputs_key(cfg)
+        for g in groups:
+            key = _inputs_key(cfgs[g[0]])
             if key not in index:
                 index[key] = len(inputs)
-                inputs.append(_load_inputs(cfg, progress))
+                inputs.append(_load_inputs(cfgs[g[0]], progress))
                 for msg in inputs[-1].warnings:
                     warnings.warn(msg, stacklevel=2)
-            items.append((cfg, index[key]))
+            items.append(([cfgs[i] for i in g], index[key]))
         log(f"{len(inputs)} feature input(s) loaded here, shipped once to the {engine.name} engine")
     else:  # a replaced runner (tests): it reads what it reads
-        items = [(cfg, None) for cfg in cfgs]
-    got: dict[int, tuple[Any, float]] = {}
+        items = [([cfgs[i] for i in g], None) for g in groups]
     errors = []
-    log(f"{len(cfgs)} configurations on the {engine.name} engine")
-    for o in engine.map(_run_config, items, shared=(run, inputs)):
+    log(f"{len(groups)} training group(s) on the {engine.name} engine")
+    done = 0
+    for o in engine.map(_run_group, items, shared=(run, inputs)):
+        g = groups[o.index]
         if not o.ok:
-            errors.append(f"{keys[o.index]}: {o.error}")
+            errors.append(f"{'; '.join(keys[i] for i in g)}: {o.error}")
             continue
-        got[o.index] = o.value
-        r, secs = o.value
-        log(f"[{len(got)}/{len(cfgs)}] {keys[o.index]} ({secs:.1f} s)")
-        if write_runs and cfgs[o.index].out:
-            write_run(r, cfgs[o.index].out)
+        rs, secs = o.value
+        done += 1
+        log(f"[{done}/{len(groups)}] {'; '.join(keys[i] for i in g)} ({secs:.1f} s)")
+        for i, r in zip(g, rs):
+            got[i] = (r, secs, len(g))
+            if write_runs and cfgs[i].out:
+                write_run(r, cfgs[i].out)
     if errors:
-        raise AblationError(f"{len(errors)} configuration(s) failed on the {engine.name} engine: " + "; ".join(errors))
+        raise AblationError(f"{len(errors)} training group(s) failed on the {engine.name} engine: " + "; ".join(errors))
     for i in range(len(cfgs)):
         yield got[i]
 
@@ -541,6 +587,13 @@ def run_ablation(
     (one copy per Ray node), so workers need no access to the feature stores.
     ``variants``: ``(label, config overrides)`` pairs crossed with every combination (e.g.
     ``("thresholds=per-actor", {"thresholds": "per-actor"})``); the first is the reference's.
+
+    Configurations that differ only in what never changes a trained model
+    (:data:`blemore.experiment.EVAL_ONLY_FIELDS`: ``thresholds``, ``adapt``, names and
+    places) form one training group and share every training
+    (:func:`blemore.experiment.run_shared`: each configuration's results, run folder and
+    bundle are the ones it gets alone); the log and ``settings["training_groups"]`` say how
+    many groups trained. On an engine, one item per group.
     """
     log = log or (lambda msg: None)
     run = run or run_experiment
@@ -576,8 +629,8 @@ def run_ablation(
         cfgs.append(base.replace(head=h.name, head_options=dict(h.options), transforms=actor_norm_transforms(n, n_groups),
                                  fusion=f, fusion_options={} if f != base.fusion else dict(base.fusion_options),
                                  name=name, out=str(out_dir / name) if out_dir else None, **overrides[v]))
-    for (h, n, f, v), cfg, (r, seconds) in zip(combos, cfgs, _run_configs(cfgs, run, progress, write_runs, log,
-                                                                          [key_of(*c) for c in combos], engine)):
+    for (h, n, f, v), cfg, (r, seconds, shared) in zip(combos, cfgs, _run_configs(cfgs, run, progress, write_runs, log,
+                                                                                  [key_of(*c) for c in combos], engine)):
         key = key_of(h, n, f, v)
         res = r.results
         val = res["validation"]
@@ -587,7 +640,8 @@ def run_ablation(
             test={m: res["test"][m] for m in METRICS} if res.get("test") else None,
             seconds=seconds, run_dir=cfg.out,
             folds=[int(x["fold"]) for x in val["folds"]], epochs=[int(x["epoch"]) for x in val["folds"]],
-            weights=[x.get("weights") for x in val["folds"]] if len(base.features) > 1 else None, variant=v))
+            weights=[x.get("weights") for x in val["folds"]] if len(base.features) > 1 else None, variant=v,
+            shared=shared))
     ref_key = key_of(*ref_combo)
     ref_row = next(r for r in rows if r.key == ref_key)
     by_cell = {(r.head.label, r.actor_norm, r.fusion, r.variant): r for r in rows}
@@ -607,6 +661,7 @@ def run_ablation(
     settings = {"features": [str(f) for f in base.features], "preset": base.preset, "pooling": base.pooling,
                 "heads": [h.label for h in head_specs], "actor_norm": list(norms), "fusions": list(fusions),
                 "variants": [v for v, _ in variants if v],
+                "configurations": len(cfgs), "training_groups": len(_training_groups(cfgs, run is run_experiment)),
                 "n_groups": n_groups, "seed": base.seed, "train": dict(base.train),
                 "test_metadata": base.test_metadata}
     result = AblationResult(rows, ref_key, base.selection, settings,

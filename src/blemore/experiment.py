@@ -33,12 +33,22 @@ Protocol (:func:`run_experiment`):
 5. Trivial baselines: the most frequent single emotion and the most frequent blend
    configuration of the training part, predicted for every clip of the evaluated part.
 
+Shared trainings (:func:`run_shared`, used by the ablation): ``--thresholds`` acts only when
+recorded outputs are decoded and ``--adapt`` only on the evaluated sets' features (training
+never sees them), so configurations that differ only in those (:data:`EVAL_ONLY_FIELDS`)
+train the same models. One :class:`Experiment` trains each job once and records every
+evaluated set under each adapt mode of the group (:func:`adapt_eval_name`); each
+configuration selects, decodes and reports on its :meth:`Experiment.variant` view, with the
+results of running it alone. :func:`run_experiment` is ``run_shared([cfg])``.
+
 The runner never branches on head names: heads come from the registry and bring their own
 decoder (:mod:`blemore.heads.base`).
 """
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import functools
 import os
 import sys
@@ -81,8 +91,9 @@ from blemore.submission import submission_dict
 from blemore.thresholds import ActorThresholds
 
 __all__ = [
-    "run_experiment", "train_model", "Experiment", "RunResult", "Selection", "Part", "Job",
+    "run_experiment", "run_shared", "train_model", "Experiment", "RunResult", "Selection", "Part", "Job",
     "trivial_targets", "set_threads", "torch_threads", "resolve_threads", "ExperimentError", "submission_dict",
+    "training_key", "training_differences", "EVAL_ONLY_FIELDS", "adapt_eval_name",
 ]
 
 
@@ -147,21 +158,53 @@ class Part:
     head: Head
     history: FitHistory
     adapt: dict | None = None  # --adapt: the training statistics (blemore.adapt.fit_stats; bundles save them)
+    adapt_by_mode: dict[str, dict | None] = field(default_factory=dict)  # every recorded mode's statistics
+
+
+def adapt_eval_name(name: str, mode: str) -> str:
+    """The name under which :meth:`Experiment.train_job` records eval set ``name`` adapted with
+    ``mode`` when ``mode`` is one of the experiment's extra ``adapt_modes`` (the config's own
+    mode keeps the plain name)."""
+    return f"{name}|adapt={mode}"
 
 
 @dataclass
 class Job:
-    """Heads trained without the clips of folds ``exclude`` and their recorded outputs."""
+    """Heads trained without the clips of folds ``exclude`` and their recorded outputs.
+
+    The plain eval names hold the outputs under ``--adapt adapt_mode`` (the training config's
+    mode); an experiment with extra ``adapt_modes`` also records each eval set under
+    :func:`adapt_eval_name` per extra mode. :meth:`for_adapt` is the job as a run with another
+    recorded mode sees it."""
 
     exclude: frozenset
     evals: dict[str, np.ndarray]  # eval name -> clip positions in the feature set
     parts: list[Part]
     seconds: float
     train_clips: list[str] = field(default_factory=list)
+    adapt_mode: str = "none"  # the --adapt mode of the plain eval names' outputs
 
     def outputs(self, name: str) -> list[np.ndarray]:
         """Per group: (E, n_clips, K) outputs on eval set ``name``."""
         return [p.history.outputs[name] for p in self.parts]
+
+    def for_adapt(self, mode: str) -> "Job":
+        """This job as a run with ``--adapt mode`` would have trained it: the same heads (training
+        never sees the eval sets, and each eval set is predicted on its own), with the outputs
+        recorded under ``mode`` as the plain eval names and ``mode``'s training statistics as
+        each part's ``adapt`` (what a bundle saves). ``self`` when ``mode`` is the job's own;
+        :class:`ExperimentError` when ``mode`` was not recorded."""
+        if mode == self.adapt_mode:
+            return self
+        missing = [i for i, p in enumerate(self.parts) if mode not in p.adapt_by_mode]
+        if missing:
+            raise ExperimentError(f"the job without folds {sorted(self.exclude)} recorded no outputs under "
+                                  f"--adapt {mode} (give it in the experiment's adapt_modes)")
+        parts = [replace(p, adapt=p.adapt_by_mode[mode],
+                         history=replace(p.history, outputs={n: p.history.outputs[adapt_eval_name(n, mode)]
+                                                             for n in self.evals}))
+                 for p in self.parts]
+        return replace(self, parts=parts, adapt_mode=mode)
 
     @property
     def epochs(self) -> list[int]:
@@ -201,6 +244,25 @@ def trivial_targets(train_target: np.ndarray) -> dict[str, int]:
     return {"single": single, "blend": blend}
 
 
+EVAL_ONLY_FIELDS = ("thresholds", "adapt", "name", "out", "model_dir", "plots")
+"""Config fields that never change what is trained: thresholds are fitted and applied when
+decoding recorded outputs, ``--adapt`` changes only the evaluated sets' features (training
+never sees them), the rest name and place the outputs. Configurations that differ only in
+these share their trainings (:meth:`Experiment.variant`, :func:`run_shared`)."""
+
+
+def training_differences(a: ExperimentConfig, b: ExperimentConfig) -> list[str]:
+    """The config fields outside :data:`EVAL_ONLY_FIELDS` in which ``a`` and ``b`` differ
+    (empty: they train the same models)."""
+    return [f.name for f in dataclasses.fields(a)
+            if f.name not in EVAL_ONLY_FIELDS and getattr(a, f.name) != getattr(b, f.name)]
+
+
+def training_key(cfg: ExperimentConfig) -> str:
+    """A key equal for configurations that train the same models (see :func:`training_differences`)."""
+    return repr([(f.name, getattr(cfg, f.name)) for f in dataclasses.fields(cfg) if f.name not in EVAL_ONLY_FIELDS])
+
+
 def _seed_for(base: int, exclude: frozenset, group: int) -> int:
     key = ",".join(str(x) for x in sorted(exclude)) + f"|{group}"
     return (int(base) * 1_000_003 + zlib.crc32(key.encode())) % (2**31 - 1)
@@ -216,8 +278,11 @@ class Experiment:
 
     def __init__(self, cfg: ExperimentConfig, *, table: pd.DataFrame | None = None,
                  test_table: pd.DataFrame | None = None, features: FeatureSet | None = None,
-                 progress: bool = True, log: Callable[[str], None] | None = None, engine: Any = None):
+                 progress: bool = True, log: Callable[[str], None] | None = None, engine: Any = None,
+                 adapt_modes: Sequence[str] = ()):
         self.cfg = cfg
+        # --adapt modes recorded besides cfg.adapt (shared trainings, see variant())
+        self.adapt_modes = tuple(dict.fromkeys([cfg.adapt, *adapt_modes]))
         self.engine = engine  # a blemore.engines.Engine for the trainings; None: one by one, here
         self.progress = progress
         self.log = log or (lambda msg: None)
@@ -235,6 +300,31 @@ class Experiment:
         self.probe = probe
         self.jobs: dict[frozenset, Job] = {}
         self._bar = None
+
+    def variant(self, cfg: ExperimentConfig) -> "Experiment":
+        """This experiment as a run of ``cfg`` sees it, sharing its data, folds and trained jobs.
+
+        ``cfg`` may differ from ``self.cfg`` only in :data:`EVAL_ONLY_FIELDS` (what decoding,
+        evaluation and reporting use: ``thresholds``, ``adapt``, ``name``, ``out``,
+        ``model_dir``, ``plots``), and ``cfg.adapt`` must be among ``self.adapt_modes``; else
+        :class:`ExperimentError`. The view has ``cfg``'s thresholds and sees every job through
+        :meth:`Job.for_adapt` (``cfg.adapt``'s outputs and statistics), so selecting, applying
+        and reporting on it gives what ``Experiment(cfg)`` would after the same trainings.
+        Jobs trained on the view itself (e.g. its :meth:`train_final`) are its own."""
+        diff = training_differences(self.cfg, cfg)
+        if diff:
+            raise ExperimentError(f"configuration {cfg.run_name()!r} cannot share the trainings of "
+                                  f"{self.cfg.run_name()!r}: they differ in {', '.join(diff)}")
+        if cfg.adapt not in self.adapt_modes:
+            raise ExperimentError(f"configuration {cfg.run_name()!r}: --adapt {cfg.adapt} was not recorded "
+                                  f"(adapt_modes {list(self.adapt_modes)})")
+        view = copy.copy(self)
+        view.cfg = cfg
+        view.adapt_modes = (cfg.adapt,)
+        view.thresholds = ActorThresholds(cfg.thresholds)
+        view.jobs = {ex: job.for_adapt(cfg.adapt) for ex, job in self.jobs.items()}
+        view._bar = None
+        return view
 
     # -- preparation --------------------------------------------------------------------
     def _prepare(self, table, test_table, features) -> None:
@@ -377,12 +467,17 @@ class Experiment:
             chain = TransformChain(self.cfg.transforms, frames=self.pooling.sequence_length)
             X = chain.fit_transform(X, clip_ids=self.clip_ids[rc].tolist(), groups=self.actor[rc].tolist())
             stats = fit_stats(self.cfg.adapt, X, self.pooling.sequence_length)  # None for "none"
+            by_mode = {m: stats if m == self.cfg.adapt else fit_stats(m, X, self.pooling.sequence_length)
+                       for m in self.adapt_modes}
             eval_sets = {}
             for name, epos in evals.items():
                 Xe, own, erc = self._rows(sources, epos)
                 Xe = chain.transform(Xe, clip_ids=self.clip_ids[erc].tolist(), groups=self.actor[erc].tolist())
-                Xe = apply_stats(stats, Xe, self.pooling.sequence_length)  # "none": unchanged
+                Xt, Xe = Xe, apply_stats(stats, Xe, self.pooling.sequence_length)  # "none": unchanged
                 eval_sets[name] = EvalSet(Xe, own)
+                for m in self.adapt_modes[1:]:  # extra modes: the same clips, their own name (Job.for_adapt)
+                    eval_sets[adapt_eval_name(name, m)] = EvalSet(
+                        apply_stats(by_mode[m], Xt, self.pooling.sequence_length), own)
             head = self.fusion.head_for(create_head(self.cfg.head, **self.cfg.head_options),
                                         [self.features.dim(s) for s in sources])
             if self.cfg.seeds > 1:  # --seeds K: K copies, outputs averaged
@@ -391,9 +486,9 @@ class Experiment:
             hist = head.fit(X, TARGET_SOFT[tgt].astype(np.float32), target=tgt, groups=self.actor[rc],
                             eval_sets=eval_sets, spec=spec, seed=_seed_for(self.cfg.seed, exclude, gi),
                             progress=self._tick)
-            parts.append(Part(tuple(sources), chain, head, hist, stats))
+            parts.append(Part(tuple(sources), chain, head, hist, stats, by_mode))
         job = Job(frozenset(exclude), dict(evals), parts, time.perf_counter() - t0,
-                  self.clip_ids[pos].tolist())
+                  self.clip_ids[pos].tolist(), self.cfg.adapt)
         return job
 
     def _tick(self, n: int) -> None:
@@ -478,8 +573,8 @@ class Experiment:
                                                      f"fold{k}": self.fold_positions(k)}))
         return jobs
 
-    def cross_validate(self, nested: bool | None = None) -> dict:
-        """Run the CV jobs and the per-fold selection; returns per-fold records."""
+    def train_cv(self, nested: bool | None = None) -> None:
+        """Train the jobs cross-validation needs (:meth:`plan`) that are not in ``self.jobs`` yet."""
         nested = (self.cfg.selection == "nested") if nested is None else nested
         plan = [p for p in self.plan(nested) if p[0] not in self.jobs]
         n_parts = len(self.groups)
@@ -490,6 +585,11 @@ class Experiment:
                     self.jobs[exclude] = job
             finally:
                 self._close_bar()
+
+    def cross_validate(self, nested: bool | None = None) -> dict:
+        """Run the CV jobs (:meth:`train_cv`) and the per-fold selection; returns per-fold records."""
+        nested = (self.cfg.selection == "nested") if nested is None else nested
+        self.train_cv(nested)
         folds = []
         for k in self.folds:
             outer = self.jobs[frozenset({k})]
@@ -630,20 +730,63 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, table: pd.Da
     ``final`` trains the final model on all training clips (default: when there are test
     clips or ``cfg.model_dir`` is set). ``engine`` (a :class:`blemore.engines.Engine`) runs
     the trainings (folds, inner folds, final model); the results are those of ``None``
-    (one by one in this process).
+    (one by one in this process). It is :func:`run_shared` of ``[cfg]``.
     """
-    cfg.validate(partial=features is not None)
+    return run_shared([cfg], progress=progress, table=table, test_table=test_table, features=features,
+                      final=final, write=write, engine=engine, input_warnings=input_warnings)[0]
+
+
+def run_shared(cfgs: Sequence[ExperimentConfig], *, progress: bool = True, table: pd.DataFrame | None = None,
+               test_table: pd.DataFrame | None = None, features: FeatureSet | None = None,
+               final: bool | None = None, write: bool = True, engine: Any = None,
+               input_warnings: Sequence[str] = ()) -> list[RunResult]:
+    """:func:`run_experiment` for each of ``cfgs``, with every model trained once for all of them.
+
+    The configurations may differ only in :data:`EVAL_ONLY_FIELDS` (``thresholds``,
+    ``adapt``, ``name``, ``out``, ``model_dir``, ``plots``; else :class:`ExperimentError`
+    listing every difference), so they train the same models: one :class:`Experiment` (the
+    first config, recording the evaluated sets under every ``adapt`` mode of the list) trains
+    the cross-validation jobs once; each configuration then selects, decodes and reports on
+    its :meth:`Experiment.variant`. Final models are shared by the configurations whose
+    selection chose the same number of epochs (one training per distinct length). Each
+    result, run folder (``write``) and bundle (``cfg.model_dir``) is the one
+    ``run_experiment(cfg)`` gives, but for measured times (``timing``, ``train_seconds``:
+    the shared trainings' times; ``timing.shared_by`` says how many configurations shared them).
+    """
+    cfgs = list(cfgs)
+    if not cfgs:
+        raise ExperimentError("no configuration given")
+    problems = [f"{c.run_name()!r} differs from {cfgs[0].run_name()!r} in {', '.join(d)}"
+                for c in cfgs[1:] for d in [training_differences(cfgs[0], c)] if d]
+    if problems:
+        raise ExperimentError(f"configurations that share trainings may differ only in {', '.join(EVAL_ONLY_FIELDS)}: "
+                              + "; ".join(problems))
+    for c in cfgs:
+        c.validate(partial=features is not None)
     t_start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        exp = Experiment(cfg, table=table, test_table=test_table, features=features, progress=progress,
-                         engine=engine)
+        exp = Experiment(cfgs[0], table=table, test_table=test_table, features=features, progress=progress,
+                         engine=engine, adapt_modes=[c.adapt for c in cfgs])
     feature_warnings = list(input_warnings) + [str(w.message) for w in caught]
     for msg in feature_warnings:
-        warnings.warn(msg, stacklevel=2)
+        warnings.warn(msg, stacklevel=3)
     t_cv = time.perf_counter()
-    cv = exp.cross_validate()
-    cv_seconds = time.perf_counter() - t_cv
+    exp.train_cv()
+    shared = {"prepare": t_cv - t_start, "cv": time.perf_counter() - t_cv, "n": len(cfgs)}
+    finals: dict[int, tuple[Job, float]] = {}  # selected epochs -> final job (all modes recorded), its time
+    return [_run_variant(exp, exp.variant(c), finals, shared, feature_warnings, final, write) for c in cfgs]
+
+
+def _run_variant(trainer: Experiment, exp: Experiment, finals: dict, shared: Mapping[str, Any],
+                 feature_warnings: list[str], final: bool | None, write: bool) -> RunResult:
+    """The rest of the protocol for one configuration of :func:`run_shared`: ``exp`` is its
+    view (CV jobs trained), ``trainer`` the experiment that trains (and records every adapt
+    mode of) the final models, cached in ``finals`` by selected length."""
+    cfg = exp.cfg
+    t_view = time.perf_counter()
+    cv = exp.cross_validate()  # the jobs are trained: selection and scoring only
+    cv_seconds = shared["cv"] + time.perf_counter() - t_view
     folds = cv["folds"]
     val = {
         "acc_presence": _agg([f["score"]["acc_presence"] for f in folds]),
@@ -697,9 +840,11 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, table: pd.Da
     if want_final:
         t_fin = time.perf_counter()
         sel = exp.final_selection()
-        job = exp.train_final(sel)
+        if sel.epoch not in finals:  # one final training per selected length, shared
+            finals[sel.epoch] = (trainer.train_final(sel), time.perf_counter() - t_fin)
+        job, fin_seconds = finals[sel.epoch][0].for_adapt(cfg.adapt), finals[sel.epoch][1]
         results["final"] = {"selection": sel.as_dict(), "train_clips": len(exp.train_pos),
-                            "train_seconds": round(time.perf_counter() - t_fin, 3),
+                            "train_seconds": round(fin_seconds, 3),
                             "selected_on": "pooled out-of-fold outputs of the outer CV models"}
         model = ModelBundle.from_job(exp, job, sel)
         if exp.test_pos is not None and len(exp.test_pos):
@@ -718,10 +863,12 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = True, table: pd.Da
     actor_norm = _actor_norm_report(exp, job if want_final else None)  # None when not used
     if actor_norm is not None:
         results["actor_norm"] = actor_norm
-    results["timing"] = {"total_seconds": round(time.perf_counter() - t_start, 3),
+    results["timing"] = {"total_seconds": round(shared["prepare"] + shared["cv"] + time.perf_counter() - t_view, 3),
                          "cv_seconds": round(cv_seconds, 3),
                          "cv_seconds_per_fold": round(cv_seconds / len(exp.folds), 3),
                          "trainings": len(exp.jobs)}
+    if shared["n"] > 1:
+        results["timing"]["shared_by"] = shared["n"]
     _corpus_view(exp, cfg, results, tgt_all, exp.target[pos_all], cv["nested"])
     pca = None
     if cfg.plots:
