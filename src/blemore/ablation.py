@@ -491,7 +491,7 @@ def _training_groups(cfgs: Sequence, share: bool) -> list[list[int]]:
 
 
 def _run_configs(cfgs: Sequence, run: Callable, progress: bool, write_runs: bool, log: Callable[[str], None],
-                 keys: Sequence[str], engine: Any):
+                 keys: Sequence[str], engine: Any, share: bool = True):
     """``(RunResult, seconds, group size)`` per configuration, in order. With the default
     runner, the configurations of one training group (:func:`_training_groups`) run together
     (:func:`blemore.experiment.run_shared`: every model trained once for the group; seconds
@@ -499,9 +499,10 @@ def _run_configs(cfgs: Sequence, run: Callable, progress: bool, write_runs: bool
     another here, or one engine item per group (the run folders are then written here, from
     the results): on an engine, with the default runner, the driver loads each distinct
     input (tables, sources, pooling, missing policy) once and ships them all in ``shared``
-    (Ray: one ``ray.put``, one copy per node): the workers read no metadata or feature folder."""
-    share = run is run_experiment
-    groups = _training_groups(cfgs, share)
+    (Ray: one ``ray.put``, one copy per node): the workers read no metadata or feature folder.
+    ``share`` False: every configuration its own group (the same results, each trained alone)."""
+    default = run is run_experiment
+    groups = _training_groups(cfgs, share and default)
     log(f"{len(cfgs)} configurations, {len(groups)} training group(s)"
         + (" (configurations that differ only in thresholds/adapt share their trainings)"
            if len(groups) < len(cfgs) else ""))
@@ -510,7 +511,7 @@ def _run_configs(cfgs: Sequence, run: Callable, progress: bool, write_runs: bool
         for gi, g in enumerate(groups):
             log(f"[{gi + 1}/{len(groups)}] " + "; ".join(keys[i] for i in g))
             t0 = time.perf_counter()
-            if share:
+            if default:
                 rs = run_shared([cfgs[i] for i in g], progress=progress, write=write_runs)
             else:
                 rs = [run(cfgs[i], progress=progress, write=write_runs) for i in g]
@@ -522,7 +523,7 @@ def _run_configs(cfgs: Sequence, run: Callable, progress: bool, write_runs: bool
         return
     inputs: list[_Inputs] = []
     items = []
-    if share:
+    if default:
         index: dict[tuple, int] = {}
         for g in groups:
             key = _inputs_key(cfgs[g[0]])
@@ -571,6 +572,7 @@ def run_ablation(
     run: Callable | None = None,
     engine: Any = None,
     variants: Sequence[tuple[str, Mapping[str, Any]]] | None = None,
+    share: bool = True,
 ) -> AblationResult:
     """Run every (head, actor-norm mode, fusion) combination on ``base``'s data and folds.
 
@@ -593,7 +595,8 @@ def run_ablation(
     places) form one training group and share every training
     (:func:`blemore.experiment.run_shared`: each configuration's results, run folder and
     bundle are the ones it gets alone); the log and ``settings["training_groups"]`` say how
-    many groups trained. On an engine, one item per group.
+    many groups trained. On an engine, one item per group. ``share`` False trains every
+    configuration on its own (the same results, more trainings; for comparisons).
     """
     log = log or (lambda msg: None)
     run = run or run_experiment
@@ -629,8 +632,9 @@ def run_ablation(
         cfgs.append(base.replace(head=h.name, head_options=dict(h.options), transforms=actor_norm_transforms(n, n_groups),
                                  fusion=f, fusion_options={} if f != base.fusion else dict(base.fusion_options),
                                  name=name, out=str(out_dir / name) if out_dir else None, **overrides[v]))
+    keys = [key_of(*c) for c in combos]
     for (h, n, f, v), cfg, (r, seconds, shared) in zip(combos, cfgs, _run_configs(cfgs, run, progress, write_runs, log,
-                                                                                  [key_of(*c) for c in combos], engine)):
+                                                                                  keys, engine, share)):
         key = key_of(h, n, f, v)
         res = r.results
         val = res["validation"]
@@ -661,7 +665,7 @@ def run_ablation(
     settings = {"features": [str(f) for f in base.features], "preset": base.preset, "pooling": base.pooling,
                 "heads": [h.label for h in head_specs], "actor_norm": list(norms), "fusions": list(fusions),
                 "variants": [v for v, _ in variants if v],
-                "configurations": len(cfgs), "training_groups": len(_training_groups(cfgs, run is run_experiment)),
+                "configurations": len(cfgs), "training_groups": len(_training_groups(cfgs, share and run is run_experiment)),
                 "n_groups": n_groups, "seed": base.seed, "train": dict(base.train),
                 "test_metadata": base.test_metadata}
     result = AblationResult(rows, ref_key, base.selection, settings,
