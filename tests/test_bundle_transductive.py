@@ -111,8 +111,9 @@ def test_bundle_decodes_as_the_run_with_per_actor_thresholds_and_adaptation(corp
         kw = {**kw, "features": [str(corpus.sources[n]) for n in kw["features"]]}
     r = _run(corpus, tmp_path, thresholds="per-actor", adapt=mode, **kw)
     m = json.loads((tmp_path / "m" / "bundle.json").read_text())
-    assert m["format_version"] == 3 and m["adapt"]["mode"] == mode
-    assert m["decoder"]["thresholds"] == {"mode": "per-actor", "shrink": 20.0}
+    assert m["format_version"] == 4 and m["adapt"]["mode"] == mode  # 4: identity directions saved
+    assert m["decoder"]["thresholds"] == {"mode": "per-actor", "shrink": 20.0, "identity_groups": "auto",
+                                          "identity_dims": 2}  # 3 training actors: 2 directions
     assert {"q_alpha", "q_beta"} <= set(m["decoder"]["params"])
     assert f"decoding is transductive: `--adapt {mode}`" in model_card(tmp_path / "m")
     test = load_metadata(corpus.test_metadata)
@@ -166,11 +167,13 @@ def test_one_clip_one_group_and_groups_files(corpus, tmp_path):
     with pytest.warns(InputWarning, match="skipped"):
         one = model.predict(npys[:1])
     dec = one.attrs["decoding"]
-    assert dec["adapt"]["parts"][0]["applied"] is False and dec["thresholds"]["groups"] == "one group"
-    # without groups: all clips predicted together are one group (one pair, n = every clip)
+    assert dec["adapt"]["parts"][0]["applied"] is False and dec["thresholds"]["groups"] == "clustered"
+    assert list(dec["thresholds"]["pairs"]) == ["cluster:0"]  # one clip: one identity group
+    # without groups: the clips predicted together are split into identity groups by clustering
+    # (tests/test_thresholds_identity.py checks them against the run and the true actors)
     df = model.predict(npys)
     pairs = df.attrs["decoding"]["thresholds"]["pairs"]
-    assert list(pairs) == ["all clips"] and pairs["all clips"]["n"] == len(npys)
+    assert all(k.startswith("cluster:") for k in pairs) and sum(p["n"] for p in pairs.values()) == len(npys)
     # a plain clip,actor CSV gives the same groups as the metadata file
     test = load_metadata(corpus.test_metadata)
     plain = tmp_path / "groups.csv"

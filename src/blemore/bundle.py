@@ -7,7 +7,8 @@ Layout of ``MODEL_DIR``::
                     parameters (alpha, beta; per-actor thresholds: mode, shrink, levels),
                     --adapt mode, training length and settings, CV summary
     part0.safetensors   head weights, fitted transforms (e.g. the scaler) and --adapt training
-                        statistics of fusion group 0
+                        statistics of fusion group 0; with per-actor thresholds also the
+                        training actors' identity directions (``identity``)
     part1.safetensors   ... one per fusion group (late fusion)
 
 Weights are safetensors with the structure around the arrays as JSON
@@ -26,10 +27,15 @@ then does what the run did to its test clips: the clips predicted together are o
 set (their own statistics are aligned to the saved ones; fewer than
 :data:`blemore.adapt.MIN_CLIPS` are left unadapted, with a warning), and each group of
 ``groups`` (clip -> actor) is decoded with its own shrunk pair (clips without a group keep the
-global pair, as in the run); without ``groups`` all the clips predicted together are **one
-group**. ``Predictions.decoding`` says what ran. Such bundles are written as format 3 (an
-older blemore refuses them rather than decoding differently); others stay format 2, and
-bundles without these fields load as before (global thresholds, no adaptation).
+global pair, as in the run); clips without a group (all of them when ``groups`` is None) are
+split into **identity groups by clustering** as the run split its test clips of unknown actor
+(:mod:`blemore.thresholds`: the training actors' identity directions, saved in part 0's
+weights as ``identity``, and ``decoder.thresholds.identity_groups``, the ``--identity-groups``
+setting). A per-actor bundle saved before identity directions were kept (format 3 without
+``identity``) decodes clips without groups as **one group**. ``Predictions.decoding`` says
+what ran. Bundles with identity directions are written as format 4, other transductive ones
+as format 3 (an older blemore refuses them rather than decoding differently); others stay
+format 2, and bundles without these fields load as before (global thresholds, no adaptation).
 
 Use::
 
@@ -68,14 +74,16 @@ from blemore.weights import WeightsError, load_state, save_state, sha256_file
 from blemore.predictions import code_names, load_json_strict, prediction_table
 from blemore.store import open_store
 from blemore.submission import submission_dict
+from blemore.normalise import IdentityProjector, identity_rows, is_unknown_group
 from blemore.thresholds import ActorThresholds, ThresholdError
 from blemore.validate import InputWarning, input_problems
 
 __all__ = ["ModelBundle", "BundlePart", "Predictions", "BundleError", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "blemore-model"
-FORMAT_VERSION = 3
-"""Written for bundles that decode transductively (``--adapt`` / per-actor thresholds); the
+FORMAT_VERSION = 4
+"""Written for per-actor-threshold bundles with identity directions (clips without a group are
+clustered); 3 for the other transductive bundles (``--adapt`` / per-actor thresholds); the
 others are written as version 2, which older blemore versions read the same way."""
 
 
@@ -227,10 +235,11 @@ class ModelBundle:
                  train_spec: Mapping[str, Any] | None = None, alphas: Sequence[float] | None = None,
                  betas: Sequence[float] | None = None, score_weights: Sequence[float] = (0.5, 0.5),
                  info: Mapping[str, Any] | None = None, thresholds: str = "global",
-                 threshold_shrink: float = 20.0, adapt: str = "none", adapt_eps: float = 0.1):
+                 threshold_shrink: float = 20.0, adapt: str = "none", adapt_eps: float = 0.1,
+                 identity: IdentityProjector | None = None, identity_groups: int | str = "auto"):
         problems = []
         try:
-            ActorThresholds(thresholds, threshold_shrink)
+            ActorThresholds(thresholds, threshold_shrink, identity_groups)
         except ThresholdError as e:
             problems.append(str(e))
         if adapt not in ADAPT_MODES:
@@ -241,6 +250,7 @@ class ModelBundle:
         if problems:
             raise BundleError("cannot make the model bundle: " + "; ".join(problems))
         self.thresholds, self.threshold_shrink = thresholds, float(threshold_shrink)
+        self.identity, self.identity_groups = identity, identity_groups  # clusters clips without a group
         self.adapt, self.adapt_eps = adapt, float(adapt_eps)
         self.parts = list(parts)
         self.head = head
@@ -285,16 +295,20 @@ class ModelBundle:
         info = {"run": cfg.run_name(), "train_clips": len(job.train_clips),
                 "train_metadata": cfg.metadata, "selection": sel.as_dict(),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        per_actor = exp.thresholds.active and "q_alpha" in sel.params
         return cls(parts, head=cfg.head, head_options=cfg.head_options, fusion=exp.fusion,
                    fusion_weights=sel.weights, params=sel.params, pooling=exp.pooling, sources=sources,
                    epochs=sel.epoch, train_spec=exp.spec.as_dict(), alphas=cfg.alphas, betas=cfg.betas,
                    score_weights=cfg.score_weights, info=info, thresholds=exp.thresholds.mode,
-                   threshold_shrink=exp.thresholds.shrink, adapt=cfg.adapt)
+                   threshold_shrink=exp.thresholds.shrink, adapt=cfg.adapt,
+                   identity=exp.identity_projector() if per_actor else None,
+                   identity_groups=exp.thresholds.identity_groups)
 
     # -- persistence --------------------------------------------------------------------
     def manifest(self) -> dict:
         return {
-            "format": FORMAT, "format_version": FORMAT_VERSION if self.transductive else 2, "versions": _versions(),
+            "format": FORMAT, "versions": _versions(),
+            "format_version": FORMAT_VERSION if self.identity is not None else 3 if self.transductive else 2,
             "labels": list(EMOTIONS), "head": {"name": self.head, "options": self.head_options},
             "fusion": self.fusion.as_dict(), "fusion_weights": self.fusion_weights,
             "pooling": self.pooling.as_dict(), "sources": self.sources,
@@ -302,7 +316,10 @@ class ModelBundle:
                       for i, p in enumerate(self.parts)],
             "decoder": {"params": self.params, "alphas": self.alphas, "betas": self.betas,
                         "score_weights": list(self.score_weights),
-                        **({"thresholds": {"mode": self.thresholds, "shrink": self.threshold_shrink}}
+                        **({"thresholds": {"mode": self.thresholds, "shrink": self.threshold_shrink,
+                                           **({"identity_groups": self.identity_groups,
+                                               "identity_dims": int(self.identity.components.shape[1])}
+                                              if self.identity is not None else {})}}
                            if self.thresholds != "global" else {})},
             **({"adapt": {"mode": self.adapt, "eps": self.adapt_eps, "min_clips": MIN_CLIPS}}
                if self.adapt != "none" else {}),
@@ -314,9 +331,11 @@ class ModelBundle:
         dest = Path(model_dir)
         with atomic_folder(dest) as tmp:
             manifest = self.manifest()
-            for p, pm in zip(self.parts, manifest["parts"]):
+            for i, (p, pm) in enumerate(zip(self.parts, manifest["parts"])):
                 save_state(tmp / pm["file"], {"head": p.head.state_dict(), "transforms": p.chain.state_dict(),
-                                              **({"adapt": p.adapt} if self.adapt != "none" else {})})
+                                              **({"adapt": p.adapt} if self.adapt != "none" else {}),
+                                              **({"identity": self.identity.state_dict()}
+                                                 if i == 0 and self.identity is not None else {})})
             manifest["files"] = {pm["file"]: {"sha256": sha256_file(tmp / pm["file"])} for pm in manifest["parts"]}
             (tmp / "bundle.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
         return dest
@@ -377,6 +396,7 @@ class ModelBundle:
         pool = m["pooling"]
         pooling = Pooling(kind=pool["kind"], stats=tuple(pool["stats"]), window=pool["window"], stride=pool["stride"])
         parts = []
+        identity = None
         for pm in m["parts"]:
             if str(pm["file"]).endswith(".safetensors"):
                 try:
@@ -399,6 +419,8 @@ class ModelBundle:
             head.load_state_dict(_from_saved(state["head"]))
             stats = state.get("adapt")
             parts.append(BundlePart(tuple(pm["sources"]), chain, head, dict(stats) if stats else None))
+            if not parts[1:] and state.get("identity"):  # part 0: the training actors' identity directions
+                identity = IdentityProjector.from_state(_from_saved(state["identity"]))
         d = m["decoder"]
         th = d.get("thresholds") or {}
         ad = m.get("adapt") or {}
@@ -413,7 +435,8 @@ class ModelBundle:
                        sources=m["sources"], epochs=m["epochs"], train_spec=m.get("train_spec"),
                        alphas=d.get("alphas"), betas=d.get("betas"), score_weights=d.get("score_weights", (0.5, 0.5)),
                        info=m.get("info"), thresholds=th.get("mode", "global"), threshold_shrink=shrink,
-                       adapt=ad.get("mode", "none"), adapt_eps=eps)
+                       adapt=ad.get("mode", "none"), adapt_eps=eps, identity=identity,
+                       identity_groups=th.get("identity_groups", "auto"))
         except BundleError as e:
             raise BundleError(f"{mf}: {e}") from None
 
@@ -535,35 +558,56 @@ class ModelBundle:
         return apply_stats(part.adapt, X, self.pooling.sequence_length, self.adapt_eps)
 
     def decode(self, out: np.ndarray, clip_ids: Sequence[str], groups: Mapping[str, Any] | None = None,
-               decoding: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+               decoding: dict | None = None, features: FeatureSet | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(mask, target)`` of combined outputs: the global pair, or with per-actor thresholds
-        each group of ``groups`` (clip -> actor) with its own shrunk pair (clips without a group:
-        the global pair, as in the run); no ``groups``: all ``clip_ids`` are one group."""
-        th = ActorThresholds(self.thresholds, self.threshold_shrink)
+        each group of ``groups`` (clip -> actor) with its own shrunk pair. Clips without a group
+        (all of them when ``groups`` is None) are clustered into identity groups on their
+        ``features`` (the :class:`FeatureSet` they were predicted from, in ``clip_ids`` order)
+        with the saved identity directions, as the run did with its test clips of unknown actor.
+        A model without identity directions (or no ``features``): clips without a group keep the
+        global pair, and with no ``groups`` at all the ``clip_ids`` are one group."""
+        th = ActorThresholds(self.thresholds, self.threshold_shrink, self.identity_groups)
         if not th.active:
             return self.decoder().decode(out, self.params)
+        shrunk = ("alpha/beta from its own predicted top-two probabilities, shrunk towards the global pair "
+                  f"with n / (n + {th.shrink:g})")
+        how = None
         if "q_alpha" not in self.params:
             note = ("per-actor thresholds: this head's decoder has no alpha/beta, so every clip was decoded with "
                     "the decoder's own parameters")
             g = None
-        elif groups is None:
-            g = ["all clips"] * len(clip_ids)
-            note = (f"per-actor thresholds (transductive): no groups given, so the {len(clip_ids)} clip(s) predicted "
-                    "together were one group: alpha/beta from their own predicted top-two probabilities, shrunk "
-                    f"towards the global pair with n / (n + {th.shrink:g})")
         else:
-            g = [groups.get(c) for c in clip_ids]
-            none = sum(1 for x in g if x is None or (isinstance(x, float) and np.isnan(x)) or x == "")
-            g = [None if x == "" else x for x in g]
-            note = (f"per-actor thresholds (transductive): each of the {len({str(x) for x in g if x is not None})} "
-                    "group(s) given was decoded with alpha/beta from its own predicted top-two probabilities, "
-                    f"shrunk towards the global pair with n / (n + {th.shrink:g})"
-                    + (f"; {none} clip(s) without a group kept the global pair" if none else ""))
+            given = [None] * len(clip_ids) if groups is None else [groups.get(c) for c in clip_ids]
+            given = [None if is_unknown_group(x) else x for x in given]
+            unknown = sum(1 for x in given if x is None)
+            named = len({str(x) for x in given if x is not None})
+            what = [f"each of the {named} group(s) given"] if named else []
+            if unknown and self.identity is not None and features is not None:
+                g = th.resolve_groups(given, self.identity, lambda: identity_rows(
+                    features, np.arange(len(features), dtype=np.int64), self.pooling.sequence_length))
+                how = "clustered" if not named else "given+clustered"
+                what.append(f"the {unknown} clip(s) {'predicted together' if groups is None else 'without a group'}, "
+                            f"split into {th.identity[-1]['groups']} identity group(s) by clustering (groups found "
+                            "on the training actors' identity directions saved in the model, --identity-groups "
+                            f"{self.identity_groups})")
+                note = f"per-actor thresholds (transductive): {' and '.join(what)}, each group decoded with {shrunk}"
+            elif groups is None:
+                g = ["all clips"] * len(clip_ids)
+                how = "one group"
+                why = ("this model has no saved identity directions to cluster them (saved before blemore kept them)"
+                       if self.identity is None else "no features to cluster them were given")
+                note = (f"per-actor thresholds (transductive): no groups given and {why}, so the {len(clip_ids)} "
+                        f"clip(s) predicted together were one group: {shrunk}")
+            else:
+                g = given
+                how = "given"
+                note = (f"per-actor thresholds (transductive): each of the {named} group(s) given was decoded with "
+                        f"{shrunk}" + (f"; {unknown} clip(s) without a group kept the global pair" if unknown else ""))
         mask, target = th.decode(self.decoder(), out, self.params, g)
         if decoding is not None:
-            decoding["thresholds"] = {"mode": self.thresholds, "shrink": th.shrink,
-                                      "groups": None if g is None else ("one group" if groups is None else "given"),
-                                      "pairs": th.log[-1] if th.log else {}}
+            decoding["thresholds"] = {"mode": self.thresholds, "shrink": th.shrink, "groups": how,
+                                      "pairs": th.log[-1] if th.log else {},
+                                      **({"identity": th.identity[-1]} if th.identity else {})}
             decoding.setdefault("notes", []).append(note)
         return mask, target
 
@@ -572,8 +616,9 @@ class ModelBundle:
         """Predict clips from feature sources (a mapping name -> source/path, one source or a
         list, or a :class:`FeatureSet`). ``groups`` maps clip ids to actor/group ids for
         transforms that use them and for per-actor thresholds (see the module docstring: the
-        clips predicted in one call are one evaluated set for ``--adapt``, and one group when
-        ``groups`` is None). Missing clips are imputed by default (with a warning).
+        clips predicted in one call are one evaluated set for ``--adapt``; clips without a group,
+        all of them when ``groups`` is None, are split into identity groups by clustering).
+        Missing clips are imputed by default (with a warning).
         ``Predictions.decoding`` says whether and how decoding was transductive."""
         skipped: dict[str, str] = {}
         if clip_ids is None and not isinstance(features, FeatureSet):
@@ -584,7 +629,7 @@ class ModelBundle:
         fs = self._feature_set(features, clip_ids, missing)
         decoding: dict = {"transductive": self.transductive}
         out = self.outputs(fs, groups, decoding)
-        mask, target = self.decode(out, list(fs.clip_ids), groups, decoding)
+        mask, target = self.decode(out, list(fs.clip_ids), groups, decoding, features=fs)
         proba = self.parts[0].head.outputs_to_proba(out)
         return Predictions(list(fs.clip_ids), np.asarray(proba), mask, target, skipped=skipped, decoding=decoding)
 

@@ -78,7 +78,9 @@ class ExperimentConfig:
     ``transforms`` (fitted on training clips; default ``["standardize"]``).
     Training: ``preset`` (``"paper"`` or ``"fast"``) with ``train`` overriding its
     :class:`~blemore.heads.training.TrainSpec` fields, ``seed``, ``threads``.
-    Protocol: ``thresholds`` (``"global"``, or ``"per-actor"``: :mod:`blemore.thresholds`), ``adapt``
+    Protocol: ``thresholds`` (``"global"``, or ``"per-actor"``: :mod:`blemore.thresholds`;
+    ``identity_groups``: how many identity groups its evaluated clips of unknown actor are
+    clustered into, ``"auto"``, ``"size"`` or a number), ``adapt``
     (``"none"``, ``"meanvar"``, ``"coral"``: :mod:`blemore.adapt`), ``selection`` (``"nested"`` or ``"paper"``), ``folds`` / ``fold_seed`` (only used
     when the metadata has no folds; ``folds = "loso"``: one fold per actor, replacing the metadata's), ``alphas`` / ``betas`` (threshold grid, default the paper's),
     ``score_weights`` (presence, salience weights of the selection score), ``missing``
@@ -98,6 +100,7 @@ class ExperimentConfig:
     selection: str = "nested"
     thresholds: str = "global"  # or "per-actor" (blemore.thresholds)
     adapt: str = "none"  # or "meanvar" / "coral" (blemore.adapt)
+    identity_groups: int | str = "auto"  # per-actor thresholds: clusters of test clips of unknown actor
     seeds: int = 1  # > 1: that many copies of the head per training, outputs averaged (heads.seeds)
     fusion: str = "early"
     fusion_options: dict[str, Any] = field(default_factory=dict)
@@ -136,6 +139,12 @@ class ExperimentConfig:
             raise ConfigError(f"thresholds must be 'global' or 'per-actor', got {self.thresholds!r}")
         if self.adapt not in ("none", "meanvar", "coral"):
             raise ConfigError(f"adapt must be 'none', 'meanvar' or 'coral', got {self.adapt!r}")
+        if isinstance(self.identity_groups, str) and self.identity_groups.strip().isdigit():
+            self.identity_groups = int(self.identity_groups.strip())
+        if not (self.identity_groups in ("auto", "size") or (isinstance(self.identity_groups, int)
+                                                              and not isinstance(self.identity_groups, bool)
+                                                              and self.identity_groups >= 1)):
+            raise ConfigError(f"identity_groups must be a positive integer, 'auto' or 'size', got {self.identity_groups!r}")
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
             raise ConfigError(f"seeds must be a whole number >= 1, got {self.seeds!r}")
         if isinstance(self.folds, str) and self.folds.strip().lower() == "loso":

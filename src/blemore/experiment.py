@@ -82,13 +82,13 @@ from blemore.labels import (
     TARGETS,
 )
 from blemore.metrics import per_class, per_configuration, score_codes, single_emotion_scores
-from blemore.normalise import actor_norm_summary
+from blemore.normalise import actor_norm_summary, identity_rows
 from blemore.pooling import Pooling
 from blemore.results import RunResult
 from blemore.predictions import code_names
 from blemore.report import write_run
 from blemore.submission import submission_dict
-from blemore.thresholds import ActorThresholds
+from blemore.thresholds import ActorThresholds, fit_identity
 
 __all__ = [
     "run_experiment", "run_shared", "train_model", "Experiment", "RunResult", "Selection", "Part", "Job",
@@ -244,7 +244,7 @@ def trivial_targets(train_target: np.ndarray) -> dict[str, int]:
     return {"single": single, "blend": blend}
 
 
-EVAL_ONLY_FIELDS = ("thresholds", "adapt", "name", "out", "model_dir", "plots")
+EVAL_ONLY_FIELDS = ("thresholds", "identity_groups", "adapt", "name", "out", "model_dir", "plots")
 """Config fields that never change what is trained: thresholds are fitted and applied when
 decoding recorded outputs, ``--adapt`` changes only the evaluated sets' features (training
 never sees them), the rest name and place the outputs. Configurations that differ only in
@@ -294,7 +294,7 @@ class Experiment:
         self.threads = resolve_threads(cfg.threads)  # set around the work only (see _in_threads)
         self._prepare(table, test_table, features)
         self.fusion.head_for(probe, None)  # refuses a head the fusion cannot use, before any training
-        self.thresholds = ActorThresholds(cfg.thresholds)  # global: the decoder's own pair
+        self.thresholds = ActorThresholds(cfg.thresholds, identity_groups=cfg.identity_groups)  # global: the decoder's own pair
         w = tuple(cfg.score_weights)
         self.decoder = probe.decoder(cfg.alphas, cfg.betas, w)  # type: ignore[arg-type]
         self.probe = probe
@@ -321,7 +321,7 @@ class Experiment:
         view = copy.copy(self)
         view.cfg = cfg
         view.adapt_modes = (cfg.adapt,)
-        view.thresholds = ActorThresholds(cfg.thresholds)
+        view.thresholds = ActorThresholds(cfg.thresholds, identity_groups=cfg.identity_groups)
         view.jobs = {ex: job.for_adapt(cfg.adapt) for ex, job in self.jobs.items()}
         view._bar = None
         return view
@@ -557,6 +557,25 @@ class Experiment:
         comb = self.fusion.combine([o[i] for o in outputs], sel.weights, self.probe)
         mask, target = self.thresholds.decode(self.decoder, comb, sel.params, groups)
         return comb, mask, target
+
+    def identity_projector(self):
+        """Identity directions of the training actors (:func:`blemore.thresholds.fit_identity` on
+        all training clips, the final model's training data), fitted once; None with fewer than 2 actors."""
+        if not hasattr(self, "_identity"):
+            self._identity = fit_identity(self.features, self.train_pos, self.actor[self.train_pos],
+                                          self.pooling.sequence_length)
+        return self._identity
+
+    def eval_groups(self, pos: np.ndarray, sel: Selection) -> list:
+        """The groups per-actor thresholds decode the evaluated clips ``pos`` by: their actors, and
+        for clips of unknown actor (anonymised test clips) identity groups found by clustering
+        (:meth:`ActorThresholds.resolve_groups`); only the actors when nothing needs them."""
+        actors = list(self.actor[pos])
+        if not self.thresholds.active or "q_alpha" not in sel.params:
+            return actors
+        return self.thresholds.resolve_groups(
+            actors, self.identity_projector(),
+            lambda: identity_rows(self.features, pos, self.pooling.sequence_length))
 
     # -- protocol -----------------------------------------------------------------------
     def plan(self, nested: bool) -> list[tuple[frozenset, dict[str, np.ndarray]]]:
@@ -849,8 +868,10 @@ def _run_variant(trainer: Experiment, exp: Experiment, finals: dict, shared: Map
         model = ModelBundle.from_job(exp, job, sel)
         if exp.test_pos is not None and len(exp.test_pos):
             outs = job.outputs("test")
-            comb, mask, target = exp.apply(outs, job.epochs, sel, exp.actor[exp.test_pos])
-            test_df = _prediction_frame(exp, exp.test_pos, comb, mask, target, {})
+            groups = exp.eval_groups(exp.test_pos, sel)  # actors; identity groups for unknown ones
+            comb, mask, target = exp.apply(outs, job.epochs, sel, groups)
+            found = any(str(g).startswith("cluster:") for g in groups)
+            test_df = _prediction_frame(exp, exp.test_pos, comb, mask, target, {"identity_group": groups} if found else {})
             submission = submission_dict(exp.clip_ids[exp.test_pos].tolist(), mask, target)
             if exp.test_labelled:
                 s = score_codes(mask, target, exp.target[exp.test_pos])
@@ -860,6 +881,8 @@ def _run_variant(trainer: Experiment, exp: Experiment, finals: dict, shared: Map
                 _no_blend_view(results["test"], target, exp.target[exp.test_pos])
             else:
                 results["test_unlabelled"] = {"n_clips": len(exp.test_pos)}
+    if "thresholds" in results:  # again, with the test set's decoding (and its identity groups)
+        results["thresholds"] = exp.thresholds.report()
     actor_norm = _actor_norm_report(exp, job if want_final else None)  # None when not used
     if actor_norm is not None:
         results["actor_norm"] = actor_norm

@@ -32,7 +32,7 @@ from blemore.pooling import stat_columns
 __all__ = [
     "FeatureSet", "MissingReport", "FeatureError", "open_features", "load_features", "pool_source",
     "Transform", "Standardize", "register_transform", "create_transform", "list_transforms",
-    "TransformChain", "clear_cache",
+    "TransformChain", "clear_cache", "aggregate_rows",
 ]
 
 
@@ -135,6 +135,20 @@ class MissingReport:
 
     def as_dict(self) -> dict:
         return {"policy": self.policy, "missing": {k: list(v) for k, v in self.missing.items()}}
+
+
+def aggregate_rows(values: np.ndarray, owner: np.ndarray | None, n: int | None = None) -> np.ndarray:
+    """Mean of the rows of ``values`` per owner (clip): ``(M, K) -> (n, K)``."""
+    if owner is None:
+        return values
+    owner = np.asarray(owner, dtype=np.int64)
+    n = int(owner.max()) + 1 if n is None else n
+    out = np.zeros((n, values.shape[1]), dtype=np.float64)
+    np.add.at(out, owner, values)
+    cnt = np.bincount(owner, minlength=n).astype(np.float64)
+    if np.any(cnt == 0):
+        raise ValueError("some clips have no rows (windows) to aggregate")
+    return (out / cnt[:, None]).astype(values.dtype)
 
 
 class FeatureSet:

@@ -27,7 +27,8 @@ Contract:
   the clips predicted in one call (feature inputs together; media together, as a separate
   set) are one evaluated set, and ``groups`` (a mapping clip id -> actor, or a CSV file with a
   clip column and an actor column, e.g. a metadata file) gives the per-actor groups; without it
-  the clips of a set are one group (:mod:`blemore.bundle`). ``df.attrs["decoding"]`` says
+  the clips of a set are split into identity groups by clustering, as the run did with test
+  clips of unknown actor (:mod:`blemore.bundle`). ``df.attrs["decoding"]`` says
   whether decoding was transductive and what ran (``notes``: one line each); with fewer than
   two clips, adaptation is skipped with a warning.
 """

@@ -22,7 +22,8 @@ actor ids only), then clustered by Ward linkage. The number of groups is given
 (``n_groups=15``), estimated from the number of rows and the training actors' typical clip
 count (``n_groups="size"``), or chosen by the silhouette criterion (``n_groups="auto"``).
 :func:`evaluate_identity_grouping` reports how well this recovers the real training actors
-(adjusted Rand index on held-out folds).
+(adjusted Rand index on held-out folds). :func:`cluster_unknown` is the one grouping step, used
+by ``actor-norm`` and by per-actor thresholds (:mod:`blemore.thresholds`) alike.
 
 Use: ``transforms = ["actor-norm", "standardize"]`` in an experiment config (options as a
 table: ``{name = "actor-norm", identity = "cluster", n_groups = "auto"}``), or
@@ -37,10 +38,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from blemore.features import FeatureError, Transform, register_transform
+from blemore.features import FeatureError, FeatureSet, Transform, aggregate_rows, register_transform
 
 __all__ = [
-    "ActorNorm", "actor_standardise", "identity_groups", "estimate_n_groups", "IdentityProjector",
+    "ActorNorm", "actor_standardise", "identity_groups", "estimate_n_groups", "IdentityProjector", "cluster_unknown",
+    "identity_rows",
     "adjusted_rand_index", "evaluate_identity_grouping", "GroupingReport", "is_unknown_group",
     "ACTOR_NORM_MODES", "actor_norm_transforms", "uses_actor_norm", "actor_norm_summary", "find_actor_norm",
 ]
@@ -222,6 +224,52 @@ def identity_groups(Z: np.ndarray, n_groups: int | str | None = "auto",
     return _ward_labels(Z, [k])[k].astype(np.int64)
 
 
+def cluster_unknown(X: np.ndarray, groups: Sequence[Any], projector: IdentityProjector | None,
+                    n_groups: int | str | None = "auto", todo: Sequence[bool] | None = None) -> tuple[list[str], int]:
+    """The group of every row: its given group (as a string), or ``"cluster:<k>"`` for the rows
+    to cluster, which are Ward-clustered together (:func:`identity_groups`, ``n_groups``) on
+    their projection onto ``projector``'s identity directions. ``todo`` marks the rows to
+    cluster (default: those whose group is unknown, :func:`is_unknown_group`). Returns the
+    groups and the number of clusters found (0 when no row was clustered). What
+    ``actor-norm`` and per-actor thresholds (:mod:`blemore.thresholds`) both use for clips of
+    unknown actors; raises :class:`FeatureError` when rows must be clustered without a projector."""
+    groups = list(groups)
+    if len(groups) != len(X):
+        raise FeatureError(f"{len(X)} rows but {len(groups)} group ids")
+    mask = np.array([is_unknown_group(g) for g in groups] if todo is None else list(todo), dtype=bool)
+    out = ["" if t else str(g) for g, t in zip(groups, mask)]
+    if not mask.any():
+        return out, 0
+    if projector is None:
+        raise FeatureError(f"{int(mask.sum())} row(s) of unknown actors cannot be grouped: no identity directions "
+                           "(they are learned from at least 2 known actors)")
+    idx = np.flatnonzero(mask)
+    lab = identity_groups(projector.project(np.asarray(X)[idx]), n_groups, projector.rows_per_group)
+    for i, k in zip(idx, lab):
+        out[i] = f"cluster:{int(k)}"
+    return out, int(len(np.unique(lab)))
+
+
+def identity_rows(fs: FeatureSet, pos: np.ndarray, frames: int | None = None) -> np.ndarray:
+    """One row per clip of ``pos`` (positions in ``fs``) for identity clustering (per-actor
+    thresholds, :mod:`blemore.thresholds`): each source's rows as the heads and ``actor-norm``
+    see them before any transform, averaged per clip (windows; with ``frames``, the frames
+    with data), sources side by side."""
+    pos = np.asarray(pos, dtype=np.int64)
+    blocks = []
+    for s in fs.sources:
+        X, owner = fs.rows([s], pos)
+        X = np.asarray(X, dtype=np.float64)
+        if frames:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a clip without any frame: NaN, projected as the mean
+                X = np.nanmean(X.reshape(len(X), int(frames), -1), axis=1)
+        if owner is not None:
+            X = aggregate_rows(np.nan_to_num(X), owner, len(pos))
+        blocks.append(X)
+    return np.hstack(blocks)
+
+
 def adjusted_rand_index(labels_true: Sequence[Any], labels_pred: Sequence[Any]) -> float:
     """Adjusted Rand index between two groupings (1 = identical up to renaming, ~0 = chance)."""
     from sklearn.metrics import adjusted_rand_score
@@ -292,18 +340,11 @@ class ActorNorm(Transform):
             raise FeatureError(f"{n} rows but {len(groups)} group ids")
         todo = np.array([is_unknown_group(g) or (self.identity == "cluster" and str(g) not in self.known_)
                          for g in groups], dtype=bool)
-        out = ["" if t else str(g) for g, t in zip(groups, todo)]
-        self.last_clustered = {"rows": int(todo.sum()), "groups": 0}
-        if todo.any():
-            if self.projector is None:
-                raise FeatureError("actor-norm cannot group clips of unknown actors: it was fitted without "
-                                   "at least 2 known actors to learn identity directions from")
-            idx = np.flatnonzero(todo)
-            lab = identity_groups(self.projector.project(np.asarray(X)[idx]), self.n_groups,
-                                  self.projector.rows_per_group)
-            for i, k in zip(idx, lab):
-                out[i] = f"cluster:{int(k)}"
-            self.last_clustered["groups"] = int(len(np.unique(lab)))
+        if todo.any() and self.projector is None:
+            raise FeatureError("actor-norm cannot group clips of unknown actors: it was fitted without "
+                               "at least 2 known actors to learn identity directions from")
+        out, found = cluster_unknown(X, groups, self.projector, self.n_groups, todo)
+        self.last_clustered = {"rows": int(todo.sum()), "groups": found}
         return out
 
     def transform(self, X, *, clip_ids=None, groups=None):

@@ -46,7 +46,8 @@ def _fusion_names(ctx: click.Context, param: click.Parameter, value: str | None)
 def _actor_norm_options(fn: Callable) -> Callable:
     """``--actor-norm`` and ``--identity-groups`` (per-actor normalisation, blemore.normalise)."""
     fn = click.option("--identity-groups", default=None,
-                      help="Number of identity groups when clips of unknown actors are clustered for --actor-norm: "
+                      help="Number of identity groups when clips of unknown actors are clustered for --actor-norm "
+                           "and --thresholds per-actor: "
                            "auto (silhouette, default), size (from the training clips per actor) or an integer.")(fn)
     fn = click.option("--actor-norm", "actor_norm", default=None,
                       help="Per-actor normalisation (transductive, never uses labels): off (default); on (actors from "
@@ -264,6 +265,8 @@ def _benchmark(config_file, quiet, heads, actor_norm, identity_groups, no_plots,
 
     _show_warnings()
     kw = config_kwargs(options)
+    if identity_groups is not None:  # also the identity groups of per-actor thresholds
+        kw["identity_groups"] = _groups_value(identity_groups)
     metadata, features, fusion, out = (options[k] for k in ("metadata", "features", "fusion", "out"))
     if no_plots:
         kw["plots"] = False
@@ -377,6 +380,8 @@ def train_cmd(quiet, head, as_json, actor_norm, identity_groups, **options):
     if not options["metadata"] or not options["features"]:
         raise click.UsageError("give --metadata and --features")
     kw = config_kwargs(options)
+    if identity_groups is not None:  # also the identity groups of per-actor thresholds
+        kw["identity_groups"] = _groups_value(identity_groups)
     model_dir = options["model_dir"]
     if options["fusion"] and "," in options["fusion"]:
         raise click.UsageError("train takes one --fusion")
@@ -401,7 +406,7 @@ def train_cmd(quiet, head, as_json, actor_norm, identity_groups, **options):
     if model.transductive:
         what = [f"--adapt {model.adapt}"] * (model.adapt != "none") + ["per-actor thresholds"] * (model.thresholds == "per-actor")
         click.echo(f"Decoding is transductive ({', '.join(what)}): the clips predicted together are one set; "
-                   "give blemore predict --groups FILE for per-actor groups (otherwise they are one group)")
+                   "give blemore predict --groups FILE for per-actor groups (otherwise they are grouped by clustering)")
     click.echo(f"Model bundle: {model_dir}")
 
 
@@ -494,7 +499,7 @@ def _names_a_model(arg: str) -> bool:
 @click.option("--groups", "groups_file", type=click.Path(dir_okay=False), default=None,
               help="CSV giving each clip's actor (clip_id,actor, or a metadata file with an actor column) for models "
                    "trained with --thresholds per-actor (each actor decoded with its own thresholds) or --actor-norm. "
-                   "Without it, the clips predicted together are one group.")
+                   "Without it, the clips predicted together are split into identity groups by clustering.")
 def predict_cmd(args, model_opt, output, store, workers, timeline, as_json, allow_partial, groups_file):
     """Predict clips with a model bundle, a model on the Hugging Face Hub, or the built-in face model.
 

@@ -6,7 +6,8 @@ history, and :class:`TorchHead`, the PyTorch engine most heads subclass.
 * :class:`EvalSet`: rows to evaluate during training (``owner`` maps window rows to clips).
 * :class:`FitHistory`: the outputs on every eval set after each recorded epoch, so the runner
   picks the training length and decoder parameters without retraining.
-* :func:`aggregate_rows`: mean of rows per clip.
+* :func:`aggregate_rows`: mean of rows per clip (defined in :mod:`blemore.features`, where rows
+  and their owners come from; re-exported here).
 * :class:`TorchHead`: mini-batch training on in-memory tensors; subclasses implement
   :meth:`TorchHead.build_module` and :meth:`TorchHead.loss`.
 
@@ -25,6 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from blemore.features import aggregate_rows
 from blemore.heads.base import Head, HeadError
 from blemore.labels import EMOTIONS
 
@@ -117,21 +119,6 @@ def resolve_device(name: str = "auto"):
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise HeadError("device 'mps': Apple MPS is not available on this machine (use --device cpu)")
     return torch.device(name)
-
-
-def aggregate_rows(values: np.ndarray, owner: np.ndarray | None, n: int | None = None) -> np.ndarray:
-    """Mean of the rows of ``values`` per owner (clip): ``(M, K) -> (n, K)``."""
-    if owner is None:
-        return values
-    owner = np.asarray(owner, dtype=np.int64)
-    n = int(owner.max()) + 1 if n is None else n
-    out = np.zeros((n, values.shape[1]), dtype=np.float64)
-    np.add.at(out, owner, values)
-    cnt = np.bincount(owner, minlength=n).astype(np.float64)
-    if np.any(cnt == 0):
-        raise ValueError("some clips have no rows (windows) to aggregate")
-    return (out / cnt[:, None]).astype(values.dtype)
-
 
 
 class TorchHead(Head):
