@@ -147,3 +147,30 @@ def test_blanked_test_actors_are_found_by_clustering_and_a_bundle_decodes_the_sa
     ref_mask, ref_target = th.decode(old.decoder(), out, old.params, ["x"] * len(out))
     np.testing.assert_array_equal(op.target, ref_target)
     np.testing.assert_array_equal(op.mask, ref_mask)
+
+
+@pytest.mark.parametrize("kw", [
+    {"pooling": "windows", "window": 4, "fusion": "late", "features": ["video", "audio"]},  # window rows, two parts
+    {"head": "attn-pool", "head_options": {"frames": 6, "hidden": 4, "heads": 2}},  # frame sequences
+], ids=["windows-late", "sequence"])
+def test_bundle_clusters_window_and_frame_rows_as_the_run(tmp_path, kw):
+    """identity_rows averages windows / valid frames per clip and puts sources side by side: the
+    bundle (features loaded by it) groups and decodes the anonymised test clips as the run did."""
+    from blemore.synth.temporal import generate_temporal_corpus
+
+    c = generate_temporal_corpus(tmp_path / "c", n_train_actors=3, n_test_actors=2, n_train_clips=108,
+                                 n_test_clips=72, dim=5, latent=4, frames=(12, 24), event=(3, 6), folds=3, seed=5)
+    test = load_metadata(c.test_metadata, split="test")
+    kw = {"head": "mlp", "head_options": {"hidden": 8}, "features": ["audio"], **kw}
+    cfg = ExperimentConfig(metadata=str(c.train_metadata), preset="fast", selection="paper", threads=1, plots=False,
+                           train={"epochs": 2, "batch_size": 32, "lr": 1e-2}, model_dir=str(tmp_path / "m"),
+                           thresholds="per-actor", **{**kw, "features": [str(c.sources[n]) for n in kw["features"]]})
+    r = run_experiment(cfg, test_table=test.assign(actor=None), progress=False, write=False)
+    got = r.test_predictions
+    assert r.results["thresholds"]["identity"][0]["groups"] == 2
+    assert adjusted_rand_index(test["actor"], got["identity_group"]) >= 0.9  # measured 1.0 for both
+    model = ModelBundle.load(tmp_path / "m")
+    pred = model.predict({n: c.sources[n] for n in model.source_names}, clip_ids=list(got["clip_id"]))
+    np.testing.assert_array_equal(pred.target, got["pred_target"].to_numpy())
+    np.testing.assert_array_equal(pred.mask, got["pred_mask"].to_numpy())
+    assert pred.decoding["thresholds"]["pairs"] == r.results["thresholds"]["decodings"][-1]
