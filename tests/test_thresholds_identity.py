@@ -17,6 +17,7 @@ from blemore.cli import cli
 from blemore.config import ConfigError, ExperimentConfig
 from blemore.dataset import load_metadata
 from blemore.experiment import run_experiment, run_shared
+from blemore.hub import model_card
 from blemore.normalise import ActorNorm, IdentityProjector, adjusted_rand_index
 from blemore.report import results_markdown
 from blemore.synth.features import generate_feature_corpus
@@ -139,6 +140,8 @@ def test_blanked_test_actors_are_found_by_clustering_and_a_bundle_decodes_the_sa
     assert old_m["format_version"] == 3 and old_m["decoder"]["thresholds"] == {"mode": "per-actor", "shrink": 20.0}
     old = ModelBundle.load(tmp_path / "old")
     assert old.identity is None
+    assert "split into identity groups by clustering" in model_card(tmp_path / "m")  # the model cards say which rule
+    assert "otherwise the clips predicted together are one group" in model_card(tmp_path / "old")
     op = old.predict({"video": corpus.sources["video"]}, clip_ids=list(got["clip_id"]))
     assert op.decoding["thresholds"]["groups"] == "one group"
     assert "no saved identity directions" in op.decoding["notes"][-1]

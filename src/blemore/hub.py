@@ -131,8 +131,8 @@ def _transductive_lines(m: Mapping[str, Any]) -> list[str]:
     th = (m.get("decoder") or {}).get("thresholds") or {}
     if th.get("mode", "global") != "global":
         what.append(f"`--thresholds {th['mode']}` (alpha/beta per group of clips, shrink {th.get('shrink')}; "
-                    "`blemore predict --groups FILE`, otherwise the clips predicted together are split into "
-                    "identity groups by clustering)")
+                    "`blemore predict --groups FILE`, otherwise the clips predicted together are "
+                    + ("split into identity groups by clustering)" if "identity_dims" in th else "one group)"))
     return [f"- decoding is transductive: {'; '.join(what)}"] if what else []
 
 
