@@ -169,3 +169,24 @@ def test_rank_options_checked_recorded_and_optional_in_old_bundles():
     h2.load_state_dict(old)  # a bundle saved before the rank terms: loads, recorded as trained without them
     assert (h2.rank, h2.balance) == (0.0, 0.0)
     np.testing.assert_array_equal(h2.predict_outputs(X), h.predict_outputs(X))
+
+
+@pytest.mark.parametrize("name, options", [("mlp", {"hidden": 8}), ("mlp-reg", {"label_smoothing": 0.1}),
+                                           ("structured", {}), ("multitask", {}), ("flat36", {})])
+def test_per_clip_losses_of_the_ranking_match_the_loss_of_each_row_alone(name, options):
+    """The ranking target's per-clip, per-source losses (the head's row_losses, or vmap) equal the
+    wrapped head's batch loss of each row alone."""
+    import torch
+
+    from blemore.labels import TARGETS
+
+    base = create_head(name, **options)
+    h = base.wrapped("gated", dims=[3, 4], top=1, shared=8)
+    k = base.build_module(8)(torch.zeros(2, 8)).shape[1]
+    g = torch.Generator().manual_seed(0)
+    aux = torch.randn(10, 2, k, generator=g)
+    t = torch.randint(0, len(TARGETS), (10,), generator=g)
+    y = torch.from_numpy(np.stack([TARGETS[i].soft() for i in t.tolist()]).astype(np.float32))
+    want = torch.tensor([[float(base.loss(aux[i, j][None], y[i][None], t[i][None])) for j in range(2)]
+                         for i in range(10)])
+    torch.testing.assert_close(h._row_losses(aux, y, t), want, rtol=1e-5, atol=1e-6)

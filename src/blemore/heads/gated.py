@@ -101,14 +101,17 @@ class GatedHead(DelegatesToBase, TorchHead):
 
     def _row_losses(self, aux, y_soft, target):
         """The wrapped head's loss of each clip and source, ``(b, sources)``, from the auxiliary
-        logits ``aux`` ``(b, sources, K)``: its batch loss of each row alone (vectorised with
-        ``torch.func.vmap``; a loop over rows for a loss vmap cannot trace)."""
+        logits ``aux`` ``(b, sources, K)``: the head's ``row_losses`` when it has one (the
+        regularised heads: mlp-reg, structured, multitask ...), else its batch loss of each row
+        alone (vectorised with ``torch.func.vmap``; a loop over rows for a loss vmap cannot trace)."""
         import torch
 
         b, n_src = aux.shape[:2]
         z = aux.reshape(b * n_src, -1)
         y = y_soft.repeat_interleave(n_src, dim=0)
         t = target.repeat_interleave(n_src, dim=0)
+        if hasattr(self.base, "row_losses"):
+            return self.base.row_losses(z, y, t).reshape(b, n_src)
         one = lambda zi, yi, ti: self.base.loss(zi[None], yi[None], ti[None])  # noqa: E731
         try:
             with warnings.catch_warnings():  # "performance drop": ops without a batching rule (kl_div) loop inside

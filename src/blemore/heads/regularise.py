@@ -110,6 +110,7 @@ class RegularisedMixin:
     label_smoothing: float = 0.0
     mixup: float = 0.0
     class_balance: bool = False
+    _per_row: bool = False  # set by row_losses() for one call of loss()
 
     def _init_regularisation(self, dropout: float = 0.0, label_smoothing: float = 0.0, mixup: float = 0.0,
                              class_balance: bool = False) -> None:
@@ -156,7 +157,18 @@ class RegularisedMixin:
         seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
         return MixupInput(net, self.mixup, seed)
 
+    def row_losses(self, logits, y_soft, target):
+        """The loss of each row, ``(B,)``: what :meth:`loss` averages, without the class-balance
+        weights (gated fusion ranks its sources per clip by it, :mod:`blemore.heads.gated`)."""
+        self._per_row = True
+        try:
+            return self.loss(logits, y_soft, target)  # type: ignore[attr-defined]
+        finally:
+            self._per_row = False
+
     def _reduce(self, losses, target):
+        if self._per_row:
+            return losses
         if self._row_weight is None:
             return losses.mean()
         return (losses * self._row_weight.to(losses.device)[target]).mean()
