@@ -68,6 +68,7 @@ class _Spy:
         return out
 
 
+@pytest.mark.slow
 def test_ablation_over_thresholds_and_adapt_trains_once_with_each_runs_own_results(corpus, tmp_path, monkeypatch):
     spy = _Spy(monkeypatch)
     logs: list[str] = []
