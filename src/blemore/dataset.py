@@ -282,6 +282,25 @@ def parse_label_name(name: str) -> Label:
     return Label.blend(m.group(1), float(m.group(3)), m.group(2), float(m.group(4)))
 
 
+def _read_csv_strings(csv_path: str | os.PathLike, expected: str) -> pd.DataFrame:
+    """Every cell of ``csv_path`` as a string (no NA parsing), column names stripped of
+    spaces and a byte-order mark; any failure to read is a :class:`DatasetError` naming the
+    file (``expected`` says what a folder should have been, e.g. "a CSV file")."""
+    src = str(csv_path)
+    try:
+        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise DatasetError(src, ["file not found"]) from None
+    except IsADirectoryError:
+        raise DatasetError(src, [f"is a folder, expected {expected}"]) from None
+    except OSError as e:
+        raise DatasetError(src, [f"cannot be read ({e.strerror or e})"]) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, csv.Error) as e:
+        raise DatasetError(src, [f"not a readable CSV file ({str(e).strip()[:200]})"]) from None
+    df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
+    return df
+
+
 def load_metadata(csv_path: str | os.PathLike, split: str | None = None) -> pd.DataFrame:
     """Read an official ``train_metadata.csv`` / ``test_metadata.csv`` into a clip table.
 
@@ -315,17 +334,7 @@ def load_metadata(csv_path: str | os.PathLike, split: str | None = None) -> pd.D
     if split is not None and split not in SPLITS:
         raise DatasetError("split", [f"must be one of {SPLITS} or None, got {split!r}"])
     src = str(csv_path)
-    try:
-        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise DatasetError(src, ["file not found"]) from None
-    except IsADirectoryError:
-        raise DatasetError(src, ["is a folder, expected a metadata CSV file"]) from None
-    except OSError as e:
-        raise DatasetError(src, [f"cannot be read ({e.strerror or e})"]) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, csv.Error) as e:
-        raise DatasetError(src, [f"not a readable CSV file ({str(e).strip()[:200]})"]) from None
-    df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
+    df = _read_csv_strings(csv_path, "a metadata CSV file")
     dup_cols = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
     if dup_cols:
         raise DatasetError(src, [f"column {c!r} appears more than once (after removing blanks around names)"
@@ -910,17 +919,7 @@ def load_groups(csv_path: str | os.PathLike) -> dict[str, str | None]:
             return {str(c): (None if _none(a) is None else str(a)) for c, a in zip(table["clip_id"], table["actor"])}
     except (DatasetError, ClipIdError):
         pass  # not a metadata file: read it as a plain clip -> actor table below
-    try:
-        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise DatasetError(src, ["file not found"]) from None
-    except IsADirectoryError:
-        raise DatasetError(src, ["is a folder, expected a CSV file"]) from None
-    except OSError as e:
-        raise DatasetError(src, [f"cannot be read ({e.strerror or e})"]) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, csv.Error) as e:
-        raise DatasetError(src, [f"not a readable CSV file ({str(e).strip()[:200]})"]) from None
-    df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
+    df = _read_csv_strings(csv_path, "a CSV file")
     ccol = _find_column(df.columns, _FILENAME_NAMES)
     acol = _find_column(df.columns, _ACTOR_NAMES + ("group",))
     problems = []
