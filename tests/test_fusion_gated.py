@@ -190,3 +190,26 @@ def test_per_clip_losses_of_the_ranking_match_the_loss_of_each_row_alone(name, o
     want = torch.tensor([[float(base.loss(aux[i, j][None], y[i][None], t[i][None])) for j in range(2)]
                          for i in range(10)])
     torch.testing.assert_close(h._row_losses(aux, y, t), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["mlp-reg", "flat36", "multitask"])
+def test_class_balance_and_target_checks_of_the_wrapped_head_apply_behind_the_gate(name):
+    """The wrapped head's fit-time preparation runs behind the gate (and behind seeds): the same
+    class-balance weights as the head alone, and its target checks."""
+    from blemore.labels import TARGETS
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 7)).astype(np.float32)
+    t = np.array([0] * 30 + [7] * 10)
+    Y = np.stack([TARGETS[i].soft() for i in t]).astype(np.float32)
+    spec = TrainSpec(lr=1e-2, epochs=1, batch_size=16)
+    alone = create_head(name, hidden=8, class_balance=True)
+    alone.fit(X, Y, target=t, spec=spec, seed=0)
+    gated = create_fusion("gated", shared=6).head_for(create_head(name, hidden=8, class_balance=True), [3, 4])
+    both = gated.wrapped("seeds", k=2)
+    both.fit(X, Y, target=t, spec=spec, seed=0)
+    for m in both.members:
+        np.testing.assert_array_equal(m.base._row_weight.numpy(), alone._row_weight.numpy())
+    with pytest.raises(HeadError, match=name):
+        create_fusion("gated", shared=6).head_for(create_head(name, hidden=8, class_balance=True), [3, 4]).fit(
+            X, Y, spec=spec)

@@ -35,6 +35,9 @@ by :meth:`GatedHead.loss` from what the network's forward pass kept in training 
   ``sources * sum_i f_i * P_i`` (``f_i`` the share of the batch's kept slots that go to source
   ``i``, ``P_i`` its mean gate probability), which discourages routing everything to one source.
 
+The wrapped head's options apply as they do without the gate: its :meth:`prepare` (target checks,
+``class_balance`` weights) runs before training.
+
 At evaluation the forward pass is the fused path only (same outputs, same top-N gate); the
 options are recorded in the bundle (``gated_rank`` ...), bundles without them load as trained
 without (0).
@@ -123,6 +126,10 @@ class GatedHead(DelegatesToBase, TorchHead):
 
     def logits_to_outputs(self, logits):
         return self.base.logits_to_outputs(logits)
+
+    def prepare(self, X, Y_soft, target) -> None:
+        """The wrapped head's preparation (its target checks, class-balance weights ...)."""
+        self.base.prepare(X, Y_soft, target)
 
     def fit(self, X, Y_soft, **kwargs):  # type: ignore[override]
         """Train as :class:`TorchHead` with torch's global generator (dropout masks) seeded from

@@ -175,11 +175,11 @@ class MultitaskHead(RegularisedMixin, TorchHead):
         self.hidden = hidden
         self.salience_weight = float(salience_weight)
 
-    def fit(self, X, Y_soft, *, target=None, **kwargs):  # type: ignore[override]
+    def prepare(self, X, Y_soft, target) -> None:
         if target is None or np.any(np.asarray(target) < 0) or np.any(np.asarray(target) >= N_TARGETS):
             raise HeadError(f"head {self.name!r} trains on target indices: pass target= with values "
                             f"0..{N_TARGETS - 1} for every row")
-        return super().fit(X, Y_soft, target=target, **kwargs)
+        super().prepare(X, Y_soft, target)
 
     def build_module(self, in_dim: int):
         return self.wrap(_multitask_module_class()(in_dim, self.hidden, self.dropout))

@@ -125,12 +125,13 @@ class RegularisedMixin:
         return {"dropout": self.dropout, "label_smoothing": self.label_smoothing, "mixup": self.mixup,
                 "class_balance": self.class_balance}
 
-    def fit(self, X, Y_soft, *, target=None, **kwargs):  # type: ignore[override]
-        """Fit class-balance weights from the training targets, then train as usual (with
-        dropout masks drawn from a generator seeded by ``seed``)."""
+    def prepare(self, X, Y_soft, target) -> None:
+        """Fit the class-balance weights from the training targets (run by :meth:`fit`, and by
+        gated fusion for the head it wraps)."""
         import numpy as np
         import torch
 
+        super().prepare(X, Y_soft, target)  # type: ignore[misc]
         self._row_weight = None
         if self.class_balance:
             if target is None or np.any(np.asarray(target) < 0):
@@ -140,6 +141,12 @@ class RegularisedMixin:
             w = np.where(counts > 0, 1.0 / np.maximum(counts, 1.0), 0.0)
             w /= (w[t]).mean()
             self._row_weight = torch.as_tensor(w, dtype=torch.float32)
+
+    def fit(self, X, Y_soft, *, target=None, **kwargs):  # type: ignore[override]
+        """Train as usual (class-balance weights from :meth:`prepare`), with dropout masks drawn
+        from a generator seeded by ``seed``."""
+        import torch
+
         # Dropout masks come from torch's global generator: seed it from the head's seed for
         # the duration of training (and restore it afterwards), so that results do not depend
         # on what ran before in the process.

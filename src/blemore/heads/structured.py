@@ -195,9 +195,9 @@ class _StructuredBase(RegularisedMixin, TorchHead):
         self.hidden = hidden
         self.decode_mode = decode
 
-    def fit(self, X, Y_soft, *, target=None, **kwargs):  # type: ignore[override]
+    def prepare(self, X, Y_soft, target) -> None:
         _check_targets(self.name, target)
-        return super().fit(X, Y_soft, target=target, **kwargs)
+        super().prepare(X, Y_soft, target)
 
     def decoder(self, alphas=None, betas=None, weights=(0.5, 0.5)) -> Decoder:
         """A :class:`StructuredDecoder` (the alpha/beta grids do not apply)."""

@@ -153,6 +153,12 @@ class TorchHead(Head):
 
         return torch.softmax(logits, dim=1)
 
+    def prepare(self, X: np.ndarray, Y_soft: np.ndarray, target: np.ndarray) -> None:
+        """Check and fit what training needs from the training rows before the network is built
+        (e.g. target checks, class-balance weights; default: nothing). :meth:`fit` calls it, and so
+        does a wrapper that trains this head's network inside its own (gated fusion), so a head's
+        options apply behind it. ``target`` is -1 for rows without one."""
+
     # -- engine --------------------------------------------------------------------------
     def _optimizer(self, spec: TrainSpec, params):
         import torch
@@ -192,6 +198,7 @@ class TorchHead(Head):
             raise HeadError(f"Y_soft must have shape ({len(X)}, {len(EMOTIONS)}), got {Y_soft.shape}")
         if target is None:
             target = np.full(len(X), -1, dtype=np.int64)
+        self.prepare(X, Y_soft, target)
         dev = resolve_device(spec.device)
         amp = bool(spec.amp) and dev.type == "cuda"
         Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(dev)
