@@ -192,6 +192,56 @@ def test_per_clip_losses_of_the_ranking_match_the_loss_of_each_row_alone(name, o
     torch.testing.assert_close(h._row_losses(aux, y, t), want, rtol=1e-5, atol=1e-6)
 
 
+def _kl_rows(z, y):
+    import torch.nn.functional as F
+
+    return F.kl_div(F.log_softmax(z, dim=1), y, reduction="none").sum(dim=1)
+
+
+@pytest.mark.parametrize("rank", [0.0, 1.0])
+def test_mixup_behind_the_gate_mixes_inputs_and_targets_alike(rank):
+    """mlp-reg's mixup behind the gate: the body (the wrapped head's network) sees the fused
+    vectors mixed by (perm, lam), each source's projection is mixed the same way for the auxiliary
+    classifier, and every loss term mixes the targets with that (perm, lam) (reference by hand)."""
+    import torch
+    import torch.nn.functional as F
+
+    h = GatedHead(create_head("mlp-reg", hidden=8, mixup=0.4), dims=[3, 4], top=1, shared=6, rank=rank, balance=0.0)
+    torch.manual_seed(0)
+    h.module = net = h.build_module(7)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(16, 7, generator=g), torch.softmax(torch.randn(16, 6, generator=g), dim=1)
+    t = torch.zeros(16, dtype=torch.long)
+    seen = []
+    net.body.inner.register_forward_pre_hook(lambda m, inp: seen.append(inp[0].clone()))
+    net.train()
+    out = net(x)
+    perm, lam = net.body.last
+    assert 0 < lam < 1 and len(perm) == 16
+    with torch.no_grad():
+        w, z = net.gates(x)
+        fused = (w[:, :, None] * z).sum(dim=1)
+    torch.testing.assert_close(seen[0], lam * fused + (1 - lam) * fused[perm])
+    mix = lambda logits: lam * _kl_rows(logits, y) + (1 - lam) * _kl_rows(logits, y[perm])  # noqa: E731
+    want = mix(out).mean()
+    if rank:  # each source's projection mixed alike, its auxiliary loss and the ranking mixed alike
+        zm = (lam * z + (1 - lam) * z[perm]).reshape(32, 6)
+        torch.testing.assert_close(seen[1], zm)
+        aux = net.body.inner(zm).reshape(16, 2, 6)
+        rows = torch.stack([mix(aux[:, i]) for i in range(2)], dim=1)
+        want = want + rows.mean(dim=0).sum() / 2
+        s = net.route(x)[1]
+        want = want + F.kl_div(F.log_softmax(s, dim=1), torch.softmax(-rows / h.tau, dim=1), reduction="batchmean")
+        torch.testing.assert_close(h._row_losses(aux, y, t), rows)
+    torch.testing.assert_close(h.loss(out, y, t), want)
+    # and it trains, deterministically for a seed
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 7)).astype(np.float32)
+    Y = np.eye(6, dtype=np.float32)[rng.integers(0, 6, 40)]
+    runs = [h.fit(X, Y, spec=TrainSpec(lr=1e-2, epochs=2, batch_size=16), seed=3).train_loss for _ in range(2)]
+    assert runs[0] == runs[1] and np.isfinite(runs[0]).all()
+
+
 @pytest.mark.parametrize("name", ["mlp-reg", "flat36", "multitask"])
 def test_class_balance_and_target_checks_of_the_wrapped_head_apply_behind_the_gate(name):
     """The wrapped head's fit-time preparation runs behind the gate (and behind seeds): the same

@@ -36,7 +36,11 @@ by :meth:`GatedHead.loss` from what the network's forward pass kept in training 
   ``i``, ``P_i`` its mean gate probability), which discourages routing everything to one source.
 
 The wrapped head's options apply as they do without the gate: its :meth:`prepare` (target checks,
-``class_balance`` weights) runs before training.
+``class_balance`` weights) runs before training, and its network on the shared space is its
+``module``, so its ``mixup`` (``mlp-reg``, ``structured``, ``multitask`` ...) mixes the body's input,
+the fused vectors, with one ``(perm, lam)`` per batch, each source's projection the same way for the
+auxiliary classifier, and every loss term (fused, auxiliary, ranking) mixes the targets alike; the
+gate scores the clips unmixed.
 
 At evaluation the forward pass is the fused path only (same outputs, same top-N gate); the
 options are recorded in the bundle (``gated_rank`` ...), bundles without them load as trained
@@ -110,11 +114,11 @@ class GatedHead(DelegatesToBase, TorchHead):
         import torch
 
         b, n_src = aux.shape[:2]
+        if hasattr(self.base, "row_losses"):  # one source at a time: a mixup batch's (perm, lam) is per clip
+            return torch.stack([self.base.row_losses(aux[:, i], y_soft, target) for i in range(n_src)], dim=1)
         z = aux.reshape(b * n_src, -1)
         y = y_soft.repeat_interleave(n_src, dim=0)
         t = target.repeat_interleave(n_src, dim=0)
-        if hasattr(self.base, "row_losses"):
-            return self.base.row_losses(z, y, t).reshape(b, n_src)
         one = lambda zi, yi, ti: self.base.loss(zi[None], yi[None], ti[None])  # noqa: E731
         try:
             with warnings.catch_warnings():  # "performance drop": ops without a batching rule (kl_div) loop inside
@@ -163,7 +167,8 @@ class GatedHead(DelegatesToBase, TorchHead):
             body = nn.Sequential(nn.LayerNorm(self_shared), nn.Linear(self_shared, 6))
         else:
             encoders = None
-            body = self.base.build_module(self.shared)
+            # the wrapped head's own network on the shared space: its loss finds a mixup there
+            body = self.base.module = self.base.build_module(self.shared)
 
         class GatedNet(nn.Module):
             def __init__(self) -> None:
@@ -198,7 +203,12 @@ class GatedHead(DelegatesToBase, TorchHead):
                 out = self.body(((torch.softmax(s, dim=1) * keep)[:, :, None] * z).sum(dim=1))
                 if self.training and keep_terms:  # each source alone through the body: the auxiliary classifier
                     b, n_src, w = z.shape
-                    aux = self.body(z.reshape(b * n_src, w)).reshape(b, n_src, -1) if rank_on else None
+                    aux = None
+                    if rank_on:  # mixed as the fused rows were (mixup: the body remembers its (perm, lam))
+                        mix = getattr(self.body, "last", None)
+                        if mix is not None:
+                            z = mix[1] * z + (1.0 - mix[1]) * z[mix[0]]
+                        aux = getattr(self.body, "inner", self.body)(z.reshape(b * n_src, w)).reshape(b, n_src, -1)
                     self.kept = (aux, s, keep)
                 else:
                     self.kept = None
