@@ -151,3 +151,41 @@ def test_benchmark_cli_writes_one_ablation_table(tmp_path):
     assert res["actor_norm"]["used"] and res["head"] == "structured"
     bad = CliRunner().invoke(cli, args[:-2] + ["--actor-norm", "sometimes", "--out", str(out)])
     assert bad.exit_code != 0 and "sometimes" in bad.output
+
+
+def _scores_for(fusions, heads=("mlp-512",)):
+    return {(h, "off", f): ([0.3, 0.3, 0.3], [0.1, 0.1, 0.1]) for h in heads for f in fusions}
+
+
+def test_each_fusion_gets_its_own_options_whatever_its_place_in_the_list():
+    """--gate-* reach gated and --late-mode the late fusions wherever they are in the list (not
+    only as the first fusion); an option none of the compared fusions takes is refused, naming it."""
+    fusions = ["early", "late-learned", "gated", "late"]
+    run, calls = _fake_run(_scores_for(fusions))
+    opts = {"top": 2, "rank": 0.5, "balance": 0.0, "mode": "logit"}
+    base = ExperimentConfig(features=["a/video", "a/audio"], fusion="early", fusion_options=dict(opts))
+    run_ablation(base, "mlp-512", ["off"], fusions, run=run)
+    got = {cfg.fusion: cfg.fusion_options for _, cfg in calls}
+    assert got == {"early": {}, "late-learned": {"mode": "logit"}, "gated": {"top": 2, "rank": 0.5, "balance": 0.0},
+                   "late": {"mode": "logit"}}
+    with pytest.raises(AblationError, match=r"'top'.*gated"):
+        run_ablation(base.replace(fusion_options={"top": 2}), "mlp-512", ["off"], ["early", "late"],
+                     run=_fake_run(_scores_for(fusions))[0])
+
+
+def test_benchmark_cli_gives_gate_options_to_gated_not_first_in_the_list(tmp_path, monkeypatch):
+    import blemore.ablation as ablation
+
+    c = generate_feature_corpus(tmp_path / "c", n_train_actors=4, n_test_actors=1, n_train_clips=None,
+                                n_test_clips=None, clips_per_actor=36, dim=4, frames=(3, 4), folds=2, seed=1)
+    run, calls = _fake_run(_scores_for(["early", "gated"]))
+    monkeypatch.setattr(ablation, "run_shared", lambda cfgs, progress=True, write=True: [run(x) for x in cfgs])
+    args = ["benchmark", "--metadata", str(c.train_metadata), "--features", str(c.sources["video"]),
+            "--features", str(c.sources["audio"]), "--fusion", "early,gated", "--gate-top", "2", "--gate-rank", "0",
+            "--quiet", "--out", str(tmp_path / "abl")]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    assert {cfg.fusion: cfg.fusion_options for _, cfg in calls} == {"early": {}, "gated": {"top": 2, "rank": 0.0}}
+    bad = CliRunner().invoke(cli, args[:args.index("--fusion")] + ["--fusion", "early,late", "--gate-top", "2",
+                                                                   "--quiet", "--out", str(tmp_path / "abl2")])
+    assert bad.exit_code != 0 and "top" in bad.output and "gated" in bad.output and "Traceback" not in bad.output

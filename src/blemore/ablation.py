@@ -39,7 +39,7 @@ from blemore.errors import BlemoreError
 from blemore.dataset import load_metadata
 from blemore.experiment import Experiment, run_experiment, run_shared, training_key
 from blemore.features import load_features
-from blemore.fusion import list_fusions
+from blemore.fusion import FUSIONS, list_fusions
 from blemore.heads.base import create_head, list_heads
 from blemore.heads.training import aggregate_rows
 from blemore.normalise import (
@@ -557,6 +557,19 @@ def _run_configs(cfgs: Sequence, run: Callable, progress: bool, write_runs: bool
         yield got[i]
 
 
+def _fusion_options(fusions: Sequence[str], options: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each fusion's share of ``options`` (``--gate-top``, ``--late-mode`` ...): the ones its
+    strategy names (:meth:`blemore.fusion.Fusion.option_names`); an option none of ``fusions``
+    takes is an :class:`AblationError` saying which fusions take it."""
+    names = {f: FUSIONS.get(f).option_names() for f in fusions}
+    stray = [k for k in options if not any(k in n for n in names.values())]
+    if stray:
+        owners = {k: [f for f in list_fusions() if k in FUSIONS.get(f).option_names()] for k in stray}
+        raise AblationError("fusion option(s) taken by none of the fusions compared (" + ", ".join(fusions) + "): "
+                            + "; ".join(f"{k!r} (taken by {', '.join(owners[k]) or 'no fusion'})" for k in stray))
+    return {f: {k: v for k, v in options.items() if k in names[f]} for f in fusions}
+
+
 def run_ablation(
     base,
     heads: Sequence[str | HeadSpec] | str,
@@ -579,7 +592,9 @@ def run_ablation(
     ``base`` is an :class:`~blemore.config.ExperimentConfig` (its ``head``, ``transforms``,
     ``fusion`` and ``out`` are replaced per configuration). ``norms`` are ``--actor-norm``
     modes (``off``, ``on``, ``cluster``); ``fusions`` registered fusion names (ignored, i.e.
-    just ``base.fusion``, with a single feature source). The reference (``reference`` head,
+    just ``base.fusion``, with a single feature source), each given the ``base.fusion_options``
+    it takes (``top`` to gated, ``mode`` to the late fusions ...; one that none of them takes is
+    an error). The reference (``reference`` head,
     actor norm ``off``, the first fusion) is added when not among the combinations. Writes
     ``ablation.md`` and ``ablation.json`` into ``out`` (when given), each run into
     ``out/<configuration>``. ``run`` replaces :func:`blemore.experiment.run_experiment`
@@ -607,6 +622,7 @@ def run_ablation(
         fusions = parse_list(fusions, list_fusions(), "fusion") or [base.fusion]
     else:
         fusions = [base.fusion]
+    fusion_options = _fusion_options(fusions, base.fusion_options) if len(base.features) > 1 else None
     ref_spec = parse_heads(reference)[0]
     variants = list(variants or [("", {})])
     overrides = dict((label, dict(o)) for label, o in variants)
@@ -630,7 +646,8 @@ def run_ablation(
     for h, n, f, v in combos:
         name = _slug(f"{h.label}_norm-{n}" + (f"_{f}" if len(base.features) > 1 else "") + (f"_{v}" if v else ""))
         cfgs.append(base.replace(head=h.name, head_options=dict(h.options), transforms=actor_norm_transforms(n, n_groups),
-                                 fusion=f, fusion_options={} if f != base.fusion else dict(base.fusion_options),
+                                 fusion=f,
+                                 fusion_options=dict(fusion_options[f] if fusion_options else base.fusion_options),
                                  name=name, out=str(out_dir / name) if out_dir else None, **overrides[v]))
     keys = [key_of(*c) for c in combos]
     for (h, n, f, v), cfg, (r, seconds, shared) in zip(combos, cfgs, _run_configs(cfgs, run, progress, write_runs, log,

@@ -15,6 +15,7 @@ learned on inner folds) register with :func:`register_fusion`.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Sequence
 
 import numpy as np
@@ -78,6 +79,14 @@ class Fusion:
 
     def __init__(self, **options: Any):
         self.options = dict(options)
+
+    @classmethod
+    def option_names(cls) -> frozenset[str]:
+        """The options this strategy takes: its constructor's named parameters (e.g. gated's
+        ``top``, late's ``mode``). A runner comparing several fusions with one set of options
+        (:func:`blemore.ablation.run_ablation`) gives each the ones it names."""
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        return frozenset(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
     def groups(self, sources: Sequence[str]) -> list[tuple[str, ...]]:
         """Which sources go into each head."""
