@@ -189,3 +189,31 @@ def test_benchmark_cli_gives_gate_options_to_gated_not_first_in_the_list(tmp_pat
     bad = CliRunner().invoke(cli, args[:args.index("--fusion")] + ["--fusion", "early,late", "--gate-top", "2",
                                                                    "--quiet", "--out", str(tmp_path / "abl2")])
     assert bad.exit_code != 0 and "top" in bad.output and "gated" in bad.output and "Traceback" not in bad.output
+
+
+@pytest.mark.parametrize("pooling", ["windows", "frames", "stats"])
+def test_grouping_report_of_several_sources_has_one_row_per_clip(tmp_path, pooling):
+    """The ablation's identity-grouping report with two sources: windowed rows of several sources
+    (which do not line up in time) are averaged per clip and source, frame sequences (a sequence
+    head's rows) averaged over their frames, sources side by side; the report equals
+    evaluate_identity_grouping on rows built clip by clip here."""
+    from blemore.experiment import Experiment
+    from blemore.normalise import evaluate_identity_grouping
+
+    c = generate_feature_corpus(tmp_path / "c", n_train_actors=4, n_test_actors=1, n_train_clips=None,
+                                n_test_clips=None, clips_per_actor=36, dim=4, frames=(6, 9), folds=2, seed=3)
+    base = ExperimentConfig(metadata=str(c.train_metadata), features=[str(c.sources["video"]), str(c.sources["audio"])],
+                            pooling="stats" if pooling == "frames" else pooling, window=4, stride=2,
+                            **({"head": "attn-pool", "head_options": {"frames": 4}} if pooling == "frames" else {}))
+    run, _ = _fake_run(_scores_for(["early"]) | {("mlp-512", "cluster", "early"): ([0.3] * 3, [0.1] * 3)})
+    res = run_ablation(base, "mlp-512", ["off", "cluster"], ["early"], n_groups=4, run=run)
+    assert "grouping_error" not in res.settings and res.grouping is not None
+    exp = Experiment(base, progress=False)
+    fs = exp.features
+    def one(s, p):  # the clip's rows of source s, frames averaged for a sequence head, then rows
+        X = fs.rows([s], np.array([p]))[0]
+        return (np.nanmean(X.reshape(len(X), 4, -1), axis=1) if pooling == "frames" else X).mean(axis=0)
+
+    ref = np.stack([np.concatenate([one(s, p) for s in fs.sources]) for p in exp.train_pos])
+    want = evaluate_identity_grouping(ref, exp.actor[exp.train_pos].tolist(), exp.fold[exp.train_pos], n_groups=4)
+    assert res.grouping["cv"] == want.as_dict()

@@ -41,7 +41,6 @@ from blemore.experiment import Experiment, run_experiment, run_shared, training_
 from blemore.features import load_features
 from blemore.fusion import FUSIONS, list_fusions
 from blemore.heads.base import create_head, list_heads
-from blemore.heads.training import aggregate_rows
 from blemore.normalise import (
     ACTOR_NORM_MODES,
     IdentityProjector,
@@ -49,6 +48,7 @@ from blemore.normalise import (
     adjusted_rand_index,
     evaluate_identity_grouping,
     identity_groups,
+    identity_rows,
 )
 from blemore.pooling import Pooling
 from blemore.report import write_run
@@ -397,17 +397,14 @@ def _grouping_report(base, n_groups) -> dict | None:
     """ARI of blind identity clustering on held-out training folds (and on the test clips
     when their actors are known). The clips, folds, actors and pooled features are the
     runner's own (:class:`blemore.experiment.Experiment` prepares them), so the report is
-    about exactly the data the ablation's runs used."""
+    about exactly the data the ablation's runs used; one row per clip as actor-norm and per-actor
+    thresholds see it (:func:`blemore.normalise.identity_rows`)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         exp = Experiment(base, progress=False)
-    fs = exp.features
 
     def matrix(pos: np.ndarray) -> np.ndarray:
-        X, owner = fs.rows(fs.sources, pos)
-        if owner is not None:
-            X = aggregate_rows(np.nan_to_num(X), owner, len(pos))
-        return X
+        return identity_rows(exp.features, pos, exp.pooling.sequence_length)
 
     Xtr = matrix(exp.train_pos)
     train_actors = exp.actor[exp.train_pos].tolist()
