@@ -263,3 +263,30 @@ def test_class_balance_and_target_checks_of_the_wrapped_head_apply_behind_the_ga
     with pytest.raises(HeadError, match=name):
         create_fusion("gated", shared=6).head_for(create_head(name, hidden=8, class_balance=True), [3, 4]).fit(
             X, Y, spec=spec)
+
+
+def test_a_sequence_heads_hidden_is_its_encoders_width_behind_the_gate():
+    """Behind the gate each source's sequence encoder is the head's ``hidden`` wide (the shared
+    space), not the gate's pooled-head default of 256; an explicit different ``shared`` is refused
+    naming both; a saved model whose encoders were ``shared`` wide still loads as saved."""
+    seq = lambda: create_head("attn-pool", frames=3, hidden=8, heads=2, layers=1)  # noqa: E731
+    h = create_fusion("gated").head_for(seq(), [3 * 4, 3 * 2])
+    assert h.shared == 8
+    net = h.build_module(18)
+    assert net.body[1].in_features == 8 and net.gate.in_features == 8
+    assert create_fusion("gated").head_for(create_head("mlp", hidden=8), [3, 4]).shared == 256  # pooled heads
+    assert create_fusion("gated", shared=8).head_for(seq(), [12, 6]).shared == 8
+    with pytest.raises(HeadError, match=r"shared.*16.*hidden.*8"):
+        create_fusion("gated", shared=16).head_for(seq(), [12, 6])
+    with pytest.raises(Exception, match="shared must be >= 1"):
+        create_fusion("gated", shared=0)
+    # a model saved when the encoders were `shared` wide whatever `hidden` (16 here): rebuilt as saved
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((10, 18)).astype(np.float32)
+    old = GatedHead(seq(), shared=16, top=1)  # rebuilt without dims: no check, as a bundle does
+    old.dims = [12, 6]
+    old.fit(X, np.eye(6, dtype=np.float32)[rng.integers(0, 6, 10)], spec=TrainSpec(lr=1e-2, epochs=1), seed=0)
+    again = create_fusion("gated", shared=16).head_for(seq(), None)
+    again.load_state_dict(old.state_dict())
+    assert again.shared == 16
+    np.testing.assert_array_equal(again.predict_outputs(X), old.predict_outputs(X))

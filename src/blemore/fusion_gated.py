@@ -1,5 +1,6 @@
 """Selective (gated) fusion of sources: ``--fusion gated`` with options ``top=N`` (sources kept
-per clip, default 1), ``shared`` (width of the shared space, default 256) and the training-only
+per clip, default 1), ``shared`` (width of the shared space; default 256 for pooled heads, a
+sequence head's ``hidden`` for sequence heads, which refuse another) and the training-only
 rank-aware gate terms ``rank`` (weight, default 1; 0 = off), ``balance`` (load-balancing weight,
 default 0.01) and ``tau`` (temperature of the ranking target, default 0.1), explained in
 :mod:`blemore.heads.gated` (``--gate-top``, ``--gate-rank``, ``--gate-balance`` on the command line).
@@ -46,12 +47,12 @@ def gate_summary(gates: np.ndarray, true_target: np.ndarray, sources: Sequence[s
 class GatedFusion(Fusion):
     """All sources in one gated head; ``top`` sources kept per clip; ``shared`` projection width."""
 
-    def __init__(self, top: int = 1, shared: int = 256, rank: float = 1.0, balance: float = 0.01,
+    def __init__(self, top: int = 1, shared: int | None = None, rank: float = 1.0, balance: float = 0.01,
                  tau: float = 0.1, **options: Any):
         problems = []
         if int(top) < 1:
             problems.append(f"top must be >= 1, got {top}")
-        if int(shared) < 1:
+        if shared is not None and int(shared) < 1:
             problems.append(f"shared must be >= 1, got {shared}")
         problems += [f"{k} must be >= 0, got {v}" for k, v in (("rank", rank), ("balance", balance))
                      if not float(v) >= 0]
@@ -59,8 +60,8 @@ class GatedFusion(Fusion):
             problems.append(f"tau must be > 0, got {tau}")
         if problems:
             raise FusionError("gated fusion: " + "; ".join(problems))
-        super().__init__(top=int(top), shared=int(shared), rank=float(rank), balance=float(balance),
-                         tau=float(tau), **options)
+        super().__init__(top=int(top), shared=None if shared is None else int(shared), rank=float(rank),
+                         balance=float(balance), tau=float(tau), **options)
 
     def groups(self, sources):
         return [tuple(sources)]

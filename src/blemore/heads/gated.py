@@ -2,7 +2,7 @@
 
 After Lee et al. (FG 2026 BLEMORE challenge, 2nd place, "rank-aware selective fusion"): every
 source's pooled features are projected into one shared space (``Linear -> ReLU``, width
-``shared``, default 256), a gate scores each source per clip from its projection, a softmax over
+``shared``, default 256 for pooled heads), a gate scores each source per clip from its projection, a softmax over
 all sources' scores gives their weights, and only the ``top`` best-scored sources of that clip
 keep theirs (the others get 0; the kept weights are not renormalised, as in switch routing, so
 the gate's scores get gradients even with ``top=1``); the fused vector goes through the configured head's
@@ -16,7 +16,10 @@ early fusion) and wraps the head the runner made (``head.wrapped("gated", ...)``
 bundles rebuild the wrapper from the saved state.
 
 With a sequence head each source gets its own sequence encoder of that kind (its attention-pooled
-embedding is the source's projection) and the output layer is a LayerNorm and a linear layer.
+embedding is the source's projection) and the output layer is a LayerNorm and a linear layer. The
+encoders are the head's ``hidden`` wide (the shared space: ``shared`` defaults to it, and a
+different ``shared`` is refused); a model saved when they were ``shared`` wide whatever
+``hidden`` (before this rule) is rebuilt as saved.
 
 Rank-aware gate training (training only; after Lee et al.'s ranking of encoders). With ``top=1``
 plain training collapses: the unselected source's encoder gets no gradient, so it never becomes
@@ -66,12 +69,19 @@ class GatedHead(DelegatesToBase, TorchHead):
 
     name = "gated"
 
-    def __init__(self, base: Head, dims: Sequence[int] | None = None, top: int = 1, shared: int = 256,
+    def __init__(self, base: Head, dims: Sequence[int] | None = None, top: int = 1, shared: int | None = None,
                  rank: float = 1.0, balance: float = 0.01, tau: float = 0.1):
         if not isinstance(base, TorchHead):
             raise HeadError(f"gated fusion needs a torch head (e.g. mlp-512 or a sequence head), got {base.name!r}")
         problems = [f"{k} must be >= 0, got {v}" for k, v in (("rank", rank), ("balance", balance))
                     if not float(v) >= 0]
+        width = getattr(base, "hidden", None) if getattr(base, "input", "") == "sequence" else None
+        if shared is None:
+            shared = width or 256
+        elif width is not None and dims is not None and int(shared) != int(width):  # dims None: a saved model
+            problems.append(f"shared ({shared}) must equal the sequence head's hidden ({width}): each source's "
+                            f"{base.name} encoder is its projection into the shared space (leave shared unset, "
+                            "or set the head's hidden)")
         if not float(tau) > 0:
             problems.append(f"tau must be > 0, got {tau}")
         if problems:
