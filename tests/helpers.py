@@ -43,6 +43,36 @@ def tiny_config(corpus, sources: Iterable[str] = ("video", "audio"), *, test: bo
     return ExperimentConfig(**{**kw, **options})
 
 
+def fit_sequence_head(head, frames: int = 10, dim: int = 4, n: int = 48, seed: int = 0):
+    """``head`` (a sequence head, or one wrapped by a fusion, over rows of ``frames`` x ``dim``)
+    trained for 2 epochs on random frame sequences, every third clip NaN from frame 7 on."""
+    import numpy as np
+
+    from blemore.heads.training import TrainSpec
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, frames, dim)).astype(np.float32)
+    X[::3, 7:] = np.nan
+    Y = np.eye(6, dtype=np.float32)[rng.integers(0, 6, n)]
+    head.fit(X.reshape(n, -1), Y, spec=TrainSpec(lr=1e-2, epochs=2, batch_size=16), seed=seed)
+    return head
+
+
+def padded_and_spread(base, frames: int, rng):
+    """Clips ``base`` ``(n, L, D)`` (L valid frames each) as ``(n, frames, D)`` sequences two ways:
+    NaN padding after the L frames, and the same frames in order at random slots with NaN (no-face)
+    frames in between."""
+    import numpy as np
+
+    n, length, dim = base.shape
+    padded = np.full((n, frames, dim), np.nan, np.float32)
+    padded[:, :length] = base
+    spread = np.full((n, frames, dim), np.nan, np.float32)
+    for i in range(n):
+        spread[i, np.sort(rng.choice(frames, length, replace=False))] = base[i]
+    return padded, spread
+
+
 def mark_as_egemaps(store: Path) -> None:
     """Make a (synthetic, 25-d) feature store say it holds eGeMAPS descriptors, so that a model
     trained on it can extract its features from media files."""

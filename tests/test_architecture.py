@@ -11,7 +11,7 @@ The stages, lowest first (a module may import its own stage and any lower one)::
     extraction  extractors, extract
     synth       synth (generated media and feature corpora)
     features    pooling, features, normalise (transforms), adapt
-    fusion      fusion, late_fusion, fusion_gated
+    fusion      fusion, late_fusion, fusion_gated, fusion_xattn
     scoring     predictions (codes -> names -> entries -> tables), metrics, submission
     decode      decode, decoders, thresholds
     heads       heads (protocol, registry, models, training loop)
@@ -51,7 +51,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("extraction", ("blemore.extractors", "blemore.extract")),
     ("synth", ("blemore.synth",)),
     ("features", ("blemore.pooling", "blemore.features", "blemore.normalise", "blemore.adapt")),
-    ("fusion", ("blemore.fusion", "blemore.late_fusion", "blemore.fusion_gated")),
+    ("fusion", ("blemore.fusion", "blemore.late_fusion", "blemore.fusion_gated", "blemore.fusion_xattn")),
     ("scoring", ("blemore.predictions", "blemore.metrics", "blemore.submission")),
     ("decode", ("blemore.decode", "blemore.decoders", "blemore.thresholds")),
     ("heads", ("blemore.heads",)),

@@ -40,7 +40,7 @@ def test_config_kwargs_builds_a_config_and_refuses_unknown_parameters():
 
 
 def test_benchmark_and_train_keep_their_options():
-    shared = {"--metadata", "--features", "--fusion", "--late-mode", "--gate-top", "--gate-rank", "--gate-balance", "--thresholds", "--adapt", "--seeds", "--device", "--preset", "--pooling", "--window", "--stride",
+    shared = {"--metadata", "--features", "--fusion", "--late-mode", "--gate-top", "--gate-rank", "--gate-balance", "--xattn-heads", "--thresholds", "--adapt", "--seeds", "--device", "--preset", "--pooling", "--window", "--stride",
               "--epochs", "--lr", "--batch-size", "--weight-decay", "--folds", "--seed", "--missing", "--threads",
               "--quiet", "--actor-norm", "--identity-groups", "--head", "--out", "--json"}
     engine = {"--engine", "--address", "--workers", "-j", "--gpus-per-worker"}  # blemore.cli._engines

@@ -10,7 +10,7 @@ from blemore.heads.base import HeadError, create_head
 from blemore.heads.losses import soft_loss
 from blemore.heads.training import TrainSpec
 from blemore.pooling import Pooling, frame_slots, frame_windows
-from helpers import mark_as_egemaps, tiny_config, tiny_temporal_corpus
+from helpers import fit_sequence_head, mark_as_egemaps, padded_and_spread, tiny_config, tiny_temporal_corpus
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SEQ = ("attn-pool", "bigru-attn", "transformer")
@@ -57,13 +57,8 @@ def test_per_frame_transforms_keep_masked_frames():
 
 
 def _trained(name, frames=10, dim=4, n=48, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, frames, dim)).astype(np.float32)
-    X[::3, 7:] = np.nan
-    Y = np.eye(6, dtype=np.float32)[rng.integers(0, 6, n)]
-    h = create_head(name, frames=frames, hidden=8, heads=2, layers=1, dropout=0.0)
-    h.fit(X.reshape(n, -1), Y, spec=TrainSpec(lr=1e-2, epochs=2, batch_size=16), seed=seed)
-    return h
+    return fit_sequence_head(create_head(name, frames=frames, hidden=8, heads=2, layers=1, dropout=0.0),
+                             frames, dim, n, seed)
 
 
 @pytest.mark.parametrize("name", SEQ)
@@ -71,12 +66,7 @@ def test_masks_nan_and_padding_frames_never_change_outputs(name):
     h = _trained(name)
     rng = np.random.default_rng(5)
     base = rng.standard_normal((5, 6, 4)).astype(np.float32)  # 6 valid frames each
-    padded = np.full((5, 10, 4), np.nan, np.float32)
-    padded[:, :6] = base  # NaN padding at the end
-    spread = np.full((5, 10, 4), np.nan, np.float32)
-    for i in range(5):  # the same frames, in order, with NaN (no-face) frames in between
-        slots = np.sort(rng.choice(10, 6, replace=False))
-        spread[i, slots] = base[i]
+    padded, spread = padded_and_spread(base, 10, rng)  # NaN padding at the end / NaN frames in between
     out_pad = h.predict_outputs(padded.reshape(5, -1))
     out_spread = h.predict_outputs(spread.reshape(5, -1))
     np.testing.assert_allclose(out_pad, out_spread, atol=1e-5)

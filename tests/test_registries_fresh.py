@@ -28,7 +28,7 @@ CASES = {
         "from blemore.fusion import create_fusion, list_fusions\n"
         "names = list_fusions()\n"
         "made = [create_fusion(n).name for n in names]\n",
-        {"early", "late", "late-learned"},
+        {"early", "late", "late-learned", "gated", "xattn"},
     ),
     "transforms": (
         "blemore.features",

@@ -117,9 +117,11 @@ class Fusion:
         return {"kind": self.name, **self.options}
 
 
-BUILTIN_FUSIONS: tuple[str, ...] = ("blemore.fusion", "blemore.late_fusion", "blemore.fusion_gated")
+BUILTIN_FUSIONS: tuple[str, ...] = ("blemore.fusion", "blemore.late_fusion", "blemore.fusion_gated",
+                                     "blemore.fusion_xattn")
 """The modules that define the built-in strategies (``early``, ``late`` here; ``late-learned``
-in :mod:`blemore.late_fusion`; ``gated`` in :mod:`blemore.fusion_gated`); :data:`FUSIONS` imports
+in :mod:`blemore.late_fusion`; ``gated`` in :mod:`blemore.fusion_gated`; ``xattn``, cross-modal
+attention between sequence encoders, in :mod:`blemore.fusion_xattn`); :data:`FUSIONS` imports
 them on first lookup."""
 
 FUSIONS: Registry[type[Fusion]] = Registry("fusion", builtins=BUILTIN_FUSIONS, error=FusionError)

@@ -110,7 +110,8 @@ CONFIG_OPTIONS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
     "fusion": ("fusion", ("--fusion",), dict(
         default=None, callback=_fusion_names,
         help="How several --features combine: early (default), late, late-learned (weights chosen on "
-             "inner folds). benchmark takes a comma list to compare.")),
+             "inner folds), gated (per-clip source selection), xattn (sequence heads: each source encoded "
+             "separately, cross-modal attention between them). benchmark takes a comma list to compare.")),
     "late_mode": ("fusion_options.mode", ("--late-mode",), dict(
         type=click.Choice(["prob", "logit"]), default=None, help="Late fusion: average probabilities or logits.")),
     "gate_top": ("fusion_options.top", ("--gate-top",), dict(
@@ -122,6 +123,9 @@ CONFIG_OPTIONS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
     "gate_balance": ("fusion_options.balance", ("--gate-balance",), dict(
         type=float, default=None, help="--fusion gated: weight of the load-balancing term over sources "
                                        "(default 0.01, 0 = off).")),
+    "xattn_heads": ("fusion_options.heads", ("--xattn-heads",), dict(
+        type=int, default=None, help="--fusion xattn: attention heads of the cross-modal blocks (default: the "
+                                     "sequence head's heads).")),
     "thresholds": ("thresholds", ("--thresholds",), dict(
         default=None, metavar="global|per-actor",
         help="Decoding thresholds: one global alpha/beta pair (default) or per actor, shrunk towards the global "
@@ -179,7 +183,8 @@ CONFIG_OPTIONS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
 }
 
 #: The options ``benchmark`` and ``train`` share, in --help order.
-_SHARED = ("metadata", "features", "fusion", "late_mode", "gate_top", "gate_rank", "gate_balance", "thresholds", "adapt", "seeds", "device", "preset", "pooling", "window", "stride", "epochs", "lr",
+_SHARED = ("metadata", "features", "fusion", "late_mode", "gate_top", "gate_rank", "gate_balance", "xattn_heads",
+           "thresholds", "adapt", "seeds", "device", "preset", "pooling", "window", "stride", "epochs", "lr",
            "batch_size", "weight_decay", "folds", "seed", "missing", "threads")
 
 

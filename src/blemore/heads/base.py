@@ -180,8 +180,8 @@ HEADS: Registry[type[Head]] = Registry("head", builtins=BUILTIN_HEADS, error=Hea
 """Head name -> class; unknown names raise :class:`HeadError` listing every registered head."""
 
 
-HEAD_WRAPPERS: Registry[type[Head]] = Registry("head wrapper", builtins=("blemore.heads.gated", "blemore.heads.seeds"),
-                                               error=HeadError)
+HEAD_WRAPPERS: Registry[type[Head]] = Registry(
+    "head wrapper", builtins=("blemore.heads.gated", "blemore.heads.xattn", "blemore.heads.seeds"), error=HeadError)
 """Wrapper name -> class taking ``base=`` (a head) and options; see :meth:`Head.wrapped`."""
 register_head_wrapper = HEAD_WRAPPERS.register
 

@@ -70,6 +70,13 @@ def build_sequence_net(kind: str, in_dim: int, frames: int, hidden: int, heads: 
 
         def embed(self, x):
             """The pooled clip representation ``(b, hidden)`` (before the output layer)."""
+            return self.pool(*self.encode(x))
+
+        def encode(self, x):
+            """Per-frame encodings ``h`` ``(b, m, hidden)`` of each clip's valid frames, moved to the
+            front in their order (``m``: the batch's most valid frames), and their ``mask``
+            ``(b, m)`` (False: padding); cross-modal fusion (:mod:`blemore.heads.xattn`) works between
+            this and :meth:`pool`."""
             b = x.shape[0]
             x = x.reshape(b, self.frames, self.dim)
             valid = ~torch.isnan(x).all(dim=2)
@@ -94,6 +101,11 @@ def build_sequence_net(kind: str, in_dim: int, frames: int, hidden: int, heads: 
                 pad = ~mask
                 pad[:, 0] = False  # a clip without valid frames attends its (zero) first slot
                 h = self.enc(h, src_key_padding_mask=pad)
+            return h, mask
+
+        def pool(self, h, mask):
+            """Masked multi-head attention pooling of frame encodings ``(b, m, hidden)`` -> ``(b, hidden)``."""
+            b, m = mask.shape
             s = self.score(h).masked_fill(~mask[:, :, None], float("-inf"))
             w = torch.nan_to_num(torch.softmax(s, dim=1), nan=0.0)  # (b, m, heads); empty clips: 0
             hv = h.reshape(b, m, self.heads, self.hidden // self.heads)
