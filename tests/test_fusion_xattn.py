@@ -2,6 +2,8 @@
 masks (NaN and padding frames of either source never change outputs), the sources really
 attend to each other (against a naive attention written here), refusals, the runner, bundle
 round trip, ``blemore benchmark``/``predict`` through the CLI, the registry."""
+import json
+
 import numpy as np
 import pytest
 
@@ -150,6 +152,11 @@ def test_runner_bundle_round_trip_and_cli(corpus, tmp_path):
     again = create_fusion("xattn").head_for(create_head("bigru-attn", frames=8, hidden=8, heads=2), None)
     again.load_state_dict(head.state_dict())  # saved heads, not the fusion's option, set the network
     np.testing.assert_array_equal(again.predict_outputs(rows), head.predict_outputs(rows))
+    from blemore.store import open_source
+
+    v, a = open_source(corpus.sources["video"]), open_source(corpus.sources["audio"])
+    centres, proba = model.timeline({"video": v.load(v.clip_ids[0]), "audio": a.load(v.clip_ids[0])})
+    assert proba.shape == (len(centres), 6) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
     res = CliRunner().invoke(cli, ["predict", str(tmp_path / "m"), str(corpus.sources["video"]),
                                    str(corpus.sources["audio"]), "--json"])
     assert res.exit_code == 0, res.output
@@ -160,7 +167,7 @@ def test_runner_bundle_round_trip_and_cli(corpus, tmp_path):
         "--fusion", "xattn", "--xattn-heads", "2", "--preset", "fast", "--epochs", "1", "--threads", "1",
         "--no-plots", "--quiet", "--out", str(tmp_path / "run")])
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "run" / "results.json").exists()
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["fusion"] == {"kind": "xattn", "heads": 2}
     res = CliRunner().invoke(cli, [
         "benchmark", "--metadata", str(corpus.train_metadata), "--features", str(corpus.sources["video"]),
         "--features", str(corpus.sources["audio"]), "--head", "mlp-512", "--fusion", "xattn", "--quiet",
