@@ -172,3 +172,28 @@ def test_ablation_on_an_engine_ships_features_loaded_once_and_matches_the_local_
         ra, rb = _results(a.run_dir), _results(b.run_dir)
         assert ra == rb
         assert ra["warnings"] and ra["data"]["missing"]["missing"]  # the missing clip was reported in both
+
+
+@pytest.mark.slow
+def test_pool_returns_trained_sequence_and_gated_heads_like_inline(tmp_path):
+    """Trained heads whose torch networks are classes made inside ``build_module`` (here a
+    sequence head's encoders behind the gated fusion's network) come back from the pool's processes (plain pickle
+    refuses them: the whole run failed after training) and give the inline run's results."""
+    from blemore.experiment import run_experiment
+    from helpers import tiny_config, tiny_temporal_corpus
+
+    corpus = tiny_temporal_corpus(tmp_path / "c", dim=4, frames=(10, 16), seed=3)
+    seq = {"frames": 6, "hidden": 8, "heads": 2}
+    for fusion in ("gated",):
+        cfg = tiny_config(corpus, head="attn-pool", head_options=seq, fusion=fusion, selection="paper")
+        inline = run_experiment(cfg, progress=False, write=False)
+        with create_engine("local", workers=2) as eng:
+            pooled = run_experiment(cfg, progress=False, write=False, engine=eng)
+        a, b = inline.to_dict(), pooled.to_dict()
+        for r in (a, b):
+            r.pop("timing", None)
+            r.pop("final", None)
+            for f in r["validation"]["folds"]:
+                f.pop("train_seconds", None)
+        assert a == b, fusion
+        assert (inline.test_predictions.equals(pooled.test_predictions))

@@ -9,13 +9,19 @@
   with :data:`~blemore.engines.base.WORKER_DIED`. Retries run one at a time, so the item that
   kills its worker every time ends up reported and the ones that merely shared the pool with
   it are redone.
+- Results come back from the processes serialised with ``cloudpickle`` (by value, so trained
+  heads whose torch networks are classes made inside ``build_module`` travel like any other
+  object; plain ``pickle`` refuses such local classes).
 """
 from __future__ import annotations
 
 import os
+import pickle
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Iterator
+
+import cloudpickle
 
 from blemore.engines.base import ENGINES, WORKER_DIED, Engine, Outcome, WorkQueue, error_line
 
@@ -28,8 +34,8 @@ def _init(setup: Callable | None, shared: Any) -> None:
     _STATE["state"] = setup(shared) if setup is not None else shared
 
 
-def _call(fn: Callable, item: Any) -> Any:
-    return fn(_STATE["state"], item)
+def _call(fn: Callable, item: Any) -> bytes:
+    return cloudpickle.dumps(fn(_STATE["state"], item))
 
 
 @ENGINES.register("local")
@@ -88,7 +94,7 @@ class LocalEngine(Engine):
                     for fut in done:
                         i, item, att = inflight.pop(fut)
                         try:
-                            yield Outcome(i, item, fut.result(), attempts=att)
+                            yield Outcome(i, item, pickle.loads(fut.result()), attempts=att)
                         except BrokenProcessPool:
                             broken = True
                             if att <= retries:
