@@ -58,13 +58,13 @@ import numpy as np
 
 from blemore.heads.base import DelegatesToBase, Head, HeadError, register_head_wrapper
 from blemore.heads.sequence import build_sequence_net
-from blemore.heads.training import TorchHead
+from blemore.heads.training import TorchHead, WrapsTorchHead
 
 __all__ = ["GatedHead"]
 
 
 @register_head_wrapper("gated")
-class GatedHead(DelegatesToBase, TorchHead):
+class GatedHead(WrapsTorchHead, DelegatesToBase, TorchHead):
     """A head behind per-source projections and a per-clip top-N gate (see the module doc)."""
 
     name = "gated"
@@ -137,25 +137,6 @@ class GatedHead(DelegatesToBase, TorchHead):
         except Exception:  # a loss with data-dependent control flow
             rows = torch.stack([one(z[i], y[i], t[i]) for i in range(len(z))])
         return rows.reshape(b, n_src)
-
-    def logits_to_outputs(self, logits):
-        return self.base.logits_to_outputs(logits)
-
-    def prepare(self, X, Y_soft, target) -> None:
-        """The wrapped head's preparation (its target checks, class-balance weights ...)."""
-        self.base.prepare(X, Y_soft, target)
-
-    def fit(self, X, Y_soft, **kwargs):  # type: ignore[override]
-        """Train as :class:`TorchHead` with torch's global generator (dropout masks) seeded from
-        ``seed`` for the duration, so the same seed gives the same model."""
-        import torch
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(kwargs.get("seed", 0)) + 7919)
-            return super().fit(X, Y_soft, **kwargs)
-
-    def _forward_clips(self, X, owner, chunk: int = 512):
-        return super()._forward_clips(X, owner, chunk=chunk)
 
     def build_module(self, in_dim: int):
         import torch

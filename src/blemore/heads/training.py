@@ -30,7 +30,7 @@ from blemore.features import aggregate_rows
 from blemore.heads.base import Head, HeadError
 from blemore.labels import EMOTIONS
 
-__all__ = ["TrainSpec", "EvalSet", "FitHistory", "aggregate_rows", "resolve_device", "TorchHead"]
+__all__ = ["TrainSpec", "EvalSet", "FitHistory", "aggregate_rows", "resolve_device", "TorchHead", "WrapsTorchHead"]
 
 
 @dataclass
@@ -286,3 +286,30 @@ class TorchHead(Head):
         self.module = self.build_module(self.in_dim)
         self.module.load_state_dict(state["module"])
         self.module.eval()
+
+
+class WrapsTorchHead:
+    """Mixin for a fusion wrapper around a torch head (``self.base``; gated and cross-attention
+    fusion): the wrapped head's outputs and fit-time preparation, training with torch's global
+    generator (dropout masks) seeded from ``seed`` for the duration (the same seed gives the
+    same model), clips forwarded 512 at a time. List it first:
+    ``class X(WrapsTorchHead, DelegatesToBase, TorchHead)``."""
+
+    base: Any
+
+    def logits_to_outputs(self, logits):
+        return self.base.logits_to_outputs(logits)
+
+    def prepare(self, X, Y_soft, target) -> None:
+        """The wrapped head's preparation (its target checks, class-balance weights ...)."""
+        self.base.prepare(X, Y_soft, target)
+
+    def fit(self, X, Y_soft, **kwargs):
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(kwargs.get("seed", 0)) + 7919)
+            return super().fit(X, Y_soft, **kwargs)  # type: ignore[misc]
+
+    def _forward_clips(self, X, owner, chunk: int = 512):
+        return super()._forward_clips(X, owner, chunk=chunk)  # type: ignore[misc]

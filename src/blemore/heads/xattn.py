@@ -34,7 +34,7 @@ import numpy as np
 
 from blemore.heads.base import DelegatesToBase, Head, HeadError, register_head_wrapper
 from blemore.heads.sequence import build_sequence_net
-from blemore.heads.training import TorchHead
+from blemore.heads.training import TorchHead, WrapsTorchHead
 
 __all__ = ["XAttnHead", "build_cross_attention"]
 
@@ -78,7 +78,7 @@ def build_cross_attention(hidden: int, heads: int, dropout: float):
 
 
 @register_head_wrapper("xattn")
-class XAttnHead(DelegatesToBase, TorchHead):
+class XAttnHead(WrapsTorchHead, DelegatesToBase, TorchHead):
     """A sequence head's encoder per source, cross-modal attention between sources, pooling per
     source, concatenation and an output layer (see the module doc)."""
 
@@ -108,25 +108,6 @@ class XAttnHead(DelegatesToBase, TorchHead):
     # fusion, pooling and config)
     def loss(self, logits, y_soft, target):
         return self.base.loss(logits, y_soft, target)
-
-    def logits_to_outputs(self, logits):
-        return self.base.logits_to_outputs(logits)
-
-    def prepare(self, X, Y_soft, target) -> None:
-        """The wrapped head's preparation (its target checks ...)."""
-        self.base.prepare(X, Y_soft, target)
-
-    def fit(self, X, Y_soft, **kwargs):  # type: ignore[override]
-        """Train as :class:`TorchHead` with torch's global generator (dropout masks) seeded from
-        ``seed`` for the duration, so the same seed gives the same model."""
-        import torch
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(kwargs.get("seed", 0)) + 7919)
-            return super().fit(X, Y_soft, **kwargs)
-
-    def _forward_clips(self, X, owner, chunk: int = 512):
-        return super()._forward_clips(X, owner, chunk=chunk)
 
     def build_module(self, in_dim: int):
         import torch
